@@ -1,0 +1,192 @@
+"""load_pretrained / save_pretrained: Hugging Face directories and original TF checkpoints.
+
+Every weight of the checkpoint must land in the model and every parameter of the model must
+come from the checkpoint: unknown, missing or mis-shaped weights raise `CheckpointMismatch`
+naming them, so nothing is silently left at its initial value.
+"""
+
+import json
+import os
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from bertlab.hub import layouts
+from bertlab.hub.layouts import Entry
+from bertlab.models.config import ModelConfig
+from bertlab.models.pretraining import PretrainingModel
+
+
+class CheckpointMismatch(ValueError):
+  """The checkpoint's weights do not fit the model: the message lists each difference."""
+
+
+def abstract_params(config: ModelConfig) -> dict:
+  """Shapes and dtypes of a PretrainingModel's parameters, "/"-joined paths, no allocation."""
+  model = PretrainingModel(config)
+  ids = jnp.zeros((1, 2), jnp.int32)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), ids))
+  return traverse_util.flatten_dict(nn.unbox(shapes["params"]), sep="/")
+
+
+def _read_tensors(path: str) -> dict[str, np.ndarray]:
+  """All tensors of a Hugging Face directory: safetensors (sharded or not) or a .bin."""
+  def from_safetensors(file):
+    from safetensors import safe_open
+    with safe_open(file, framework="np") as f:
+      return {k: f.get_tensor(k) for k in f.keys()}
+
+  single = os.path.join(path, "model.safetensors")
+  index = os.path.join(path, "model.safetensors.index.json")
+  binary = os.path.join(path, "pytorch_model.bin")
+  if os.path.exists(single):
+    return from_safetensors(single)
+  if os.path.exists(index):
+    with open(index) as f:
+      files = sorted(set(json.load(f)["weight_map"].values()))
+    tensors = {}
+    for file in files:
+      tensors.update(from_safetensors(os.path.join(path, file)))
+    return tensors
+  if os.path.exists(binary):
+    try:
+      import torch
+    except ImportError as e:
+      raise ImportError(f"Reading {binary} needs torch (pip install torch==2.13.0), or "
+                        "convert it to model.safetensors.") from e
+    # weights_only: a pickle could run arbitrary code; this reads tensors and nothing else.
+    state = torch.load(binary, map_location="cpu", weights_only=True)
+    return {k: v.float().numpy() if v.is_floating_point() else v.numpy()
+            for k, v in state.items()}
+  raise FileNotFoundError(f"{path} has no model.safetensors, model.safetensors.index.json "
+                          "or pytorch_model.bin.")
+
+
+def _normalise_keys(tensors: dict, base: str) -> dict:
+  """Old TF-ported names (LayerNorm.gamma/beta) and checkpoints of a bare base model."""
+  renamed = {}
+  for key, value in tensors.items():
+    key = key.replace("LayerNorm.gamma", "LayerNorm.weight").replace(
+        "LayerNorm.beta", "LayerNorm.bias")
+    renamed[key] = value
+  if not any(k.startswith(base + ".") for k in renamed):
+    renamed = {f"{base}.{k}" if k.split(".")[0] in ("embeddings", "encoder", "pooler",
+                                                   "embeddings_project") else k: v
+               for k, v in renamed.items()}
+  return renamed
+
+
+def _heads_in(tensors: dict, model_type: str) -> tuple[tuple[str, ...], bool]:
+  heads = tuple(
+      head for head in ("mlm", "sentence", "rtd")
+      if any(hf + suffix in tensors
+             for hf in layouts.HEADS[head].get(model_type, {}).values()
+             for suffix in ("", ".weight")))
+  base = layouts.BASE_PREFIX[model_type]
+  use_pooler = any(k.startswith(f"{base}.pooler.") for k in tensors)
+  return heads, use_pooler
+
+
+def params_from_tensors(config: ModelConfig, tensors: dict[str, np.ndarray]) -> dict:
+  """Fills every parameter of `config`'s model from `tensors` (HF keys), or raises."""
+  entries = layouts.layout(config)
+  shapes = abstract_params(config)
+  model_type = layouts.hf_model_type(config)
+  problems, used, rows = [], set(), {}
+  for entry in entries:
+    target = shapes[entry.path]
+    shape = target.shape[1:] if entry.copy is not None else target.shape
+    if entry.hf_key not in tensors:
+      problems.append(f"missing: {entry.hf_key} (for {entry.path}, shape {shape})")
+      continue
+    tensor = np.asarray(tensors[entry.hf_key])
+    used.add(entry.hf_key)
+    if tensor.size != int(np.prod(shape)) or (
+        entry.kind in ("embedding", "kernel") and tensor.ndim != 2):
+      problems.append(f"shape: {entry.hf_key} is {tuple(tensor.shape)} in the checkpoint; "
+                      f"{entry.path} needs {_hf_shape(entry, shape)}")
+      continue
+    value = layouts.to_bertlab(entry, tensor, shape).astype(target.dtype)
+    rows.setdefault(entry.path, {})[entry.copy] = value
+  for key in layouts.TIED_ALIASES.get(model_type, ()):
+    used.add(key)
+  unexpected = [k for k in tensors if k not in used and not k.endswith(layouts.IGNORED_SUFFIXES)]
+  problems += [f"unexpected: {k} {tuple(np.shape(tensors[k]))}" for k in sorted(unexpected)]
+  if problems:
+    raise CheckpointMismatch(
+        f"The checkpoint does not fit a {model_type} model with hidden_size="
+        f"{config.hidden_size}, num_layers={config.num_layers}, vocab_size={config.vocab_size}:"
+        "\n  " + "\n  ".join(problems))
+  flat = {path: np.stack([r[j] for j in sorted(r)]) if None not in r else r[None]
+          for path, r in rows.items()}
+  return traverse_util.unflatten_dict(flat, sep="/")
+
+
+def _hf_shape(entry: Entry, shape) -> tuple[int, ...]:
+  if entry.kind == "kernel":
+    inputs = int(np.prod(shape[:entry.input_axes]))
+    return (int(np.prod(shape)) // inputs, inputs)
+  if entry.kind == "embedding":
+    return tuple(shape)
+  return (int(np.prod(shape)),)
+
+
+def load_pretrained(path: str, dtype: str = "float32"):
+  """(model, params) from a Hugging Face directory or an original TF checkpoint.
+
+  The heads come from the checkpoint: a BertForPreTraining file gives mlm + NSP, an
+  ElectraForPreTraining file the RTD head, an ElectraForMaskedLM file the generator's mlm.
+  """
+  from bertlab.hub import tf_checkpoints
+  if tf_checkpoints.is_tf_checkpoint(path):
+    return tf_checkpoints.load(path, dtype)
+  config_file = os.path.join(path, "config.json")
+  if not os.path.exists(config_file):
+    raise FileNotFoundError(f"{path} holds no config.json: pass a Hugging Face directory or "
+                            "a TF checkpoint (with bert_config.json / albert_config.json).")
+  with open(config_file) as f:
+    hf = json.load(f)
+  model_type = hf.get("model_type")
+  if model_type not in layouts.HF_MODEL_TYPES:
+    raise ValueError(f"{config_file}: model_type {model_type!r} is not supported; bertlab "
+                     f"loads {', '.join(layouts.HF_MODEL_TYPES)}.")
+  tensors = _normalise_keys(_read_tensors(path), layouts.BASE_PREFIX[model_type])
+  return from_hf_tensors(hf, tensors, dtype)
+
+
+def from_hf_tensors(hf: dict, tensors: dict, dtype: str = "float32"):
+  heads, use_pooler = _heads_in(tensors, hf["model_type"])
+  config = layouts.config_from_hf(hf, heads, use_pooler).replace(dtype=dtype)
+  params = jax.tree.map(jnp.asarray, params_from_tensors(config, tensors))
+  return PretrainingModel(config), params
+
+
+def tensors_from_params(config: ModelConfig, params) -> dict[str, np.ndarray]:
+  flat = traverse_util.flatten_dict(nn.unbox(params), sep="/")
+  entries = layouts.layout(config)
+  missing = sorted(set(flat) - {e.path for e in entries})
+  if missing:
+    raise CheckpointMismatch("These parameters have no place in a Hugging Face "
+                             f"{layouts.hf_model_type(config)} checkpoint: {missing}")
+  tensors = {}
+  for entry in entries:
+    value = np.asarray(jax.device_get(flat[entry.path]), np.float32)
+    if entry.copy is not None:
+      value = value[entry.copy]
+    tensors[entry.hf_key] = layouts.to_hf(entry, value)
+  return tensors
+
+
+def save_pretrained(model, params, path: str) -> None:
+  """Writes config.json + model.safetensors that transformers' from_pretrained loads."""
+  from safetensors.numpy import save_file
+  config = model.config
+  hf = layouts.config_to_hf(config)
+  tensors = tensors_from_params(config, params.get("params", params))
+  os.makedirs(path, exist_ok=True)
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump(hf, f, indent=2, sort_keys=True)
+  save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})

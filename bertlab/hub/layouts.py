@@ -1,0 +1,234 @@
+"""Where each bertlab parameter lives in a Hugging Face checkpoint, per model_type.
+
+One table per family, as `Entry(path, hf_key, kind)` rows; loading and saving both read it,
+so the two directions cannot drift apart.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from bertlab.models.config import ModelConfig
+from bertlab.models.encoder import copy_of_layer
+
+HF_MODEL_TYPES = ("bert", "albert", "roberta", "electra")
+BASE_PREFIX = {"bert": "bert", "spanbert": "bert", "albert": "albert", "roberta": "roberta",
+               "electra": "electra"}
+
+# Per-layer sub-layer names: bertlab path under block/ -> HF key under the layer prefix.
+BERT_LAYER = {
+    "attention/query": "attention.self.query", "attention/key": "attention.self.key",
+    "attention/value": "attention.self.value", "attention/output": "attention.output.dense",
+    "attention/LayerNorm": "attention.output.LayerNorm", "ffn/intermediate": "intermediate.dense",
+    "ffn/output": "output.dense", "ffn/LayerNorm": "output.LayerNorm",
+}
+ALBERT_LAYER = {
+    "attention/query": "attention.query", "attention/key": "attention.key",
+    "attention/value": "attention.value", "attention/output": "attention.dense",
+    "attention/LayerNorm": "attention.LayerNorm", "ffn/intermediate": "ffn",
+    "ffn/output": "ffn_output", "ffn/LayerNorm": "full_layer_layer_norm",
+}
+# Input axes of each kernel in bertlab's layout (the attention output reads heads x kv).
+KERNEL_INPUT_AXES = {"attention/output": 2}
+
+# Head parameters: bertlab module -> HF module, per family.
+HEADS = {
+    "mlm": {
+        "bert": {"mlm/transform": "cls.predictions.transform.dense",
+                 "mlm/LayerNorm": "cls.predictions.transform.LayerNorm",
+                 "mlm/bias": "cls.predictions.bias"},
+        "albert": {"mlm/transform": "predictions.dense", "mlm/LayerNorm": "predictions.LayerNorm",
+                   "mlm/bias": "predictions.bias"},
+        "roberta": {"mlm/transform": "lm_head.dense", "mlm/LayerNorm": "lm_head.layer_norm",
+                    "mlm/bias": "lm_head.bias"},
+        "electra": {"mlm/transform": "generator_predictions.dense",
+                    "mlm/LayerNorm": "generator_predictions.LayerNorm",
+                    "mlm/bias": "generator_lm_head.bias"},
+    },
+    "sentence": {
+        "bert": {"sentence/classifier": "cls.seq_relationship"},
+        "albert": {"sentence/classifier": "sop_classifier.classifier"},
+    },
+    "rtd": {
+        "electra": {"rtd/dense": "discriminator_predictions.dense",
+                    "rtd/prediction": "discriminator_predictions.dense_prediction"},
+    },
+}
+# Copies of tied weights that some checkpoints store: the decoder is the word embeddings and
+# its bias is the head's bias, so these carry nothing of their own.
+TIED_ALIASES = {
+    "bert": ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"),
+    "albert": ("predictions.decoder.weight", "predictions.decoder.bias"),
+    "roberta": ("lm_head.decoder.weight", "lm_head.decoder.bias"),
+    "electra": ("generator_lm_head.weight",),
+}
+# Buffers, not weights.
+IGNORED_SUFFIXES = ("position_ids", "token_type_ids")
+
+HF_ARCHITECTURES = {
+    ("bert", ("mlm", "sentence")): "BertForPreTraining", ("bert", ("mlm",)): "BertForMaskedLM",
+    ("bert", ()): "BertModel",
+    ("albert", ("mlm", "sentence")): "AlbertForPreTraining",
+    ("albert", ("mlm",)): "AlbertForMaskedLM", ("albert", ()): "AlbertModel",
+    ("roberta", ("mlm",)): "RobertaForMaskedLM", ("roberta", ()): "RobertaModel",
+    ("electra", ("rtd",)): "ElectraForPreTraining", ("electra", ("mlm",)): "ElectraForMaskedLM",
+    ("electra", ()): "ElectraModel",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  path: str  # bertlab parameter path, "/"-joined
+  hf_key: str  # Hugging Face state-dict key
+  kind: str  # embedding | kernel | bias | scale
+  copy: int | None = None  # row of a stacked (scanned) parameter
+  input_axes: int = 1
+
+
+def hf_model_type(config: ModelConfig) -> str:
+  return "bert" if config.family == "spanbert" else config.family
+
+
+def _dense(path, hf, **kw):
+  return [Entry(f"{path}/kernel", f"{hf}.weight", "kernel", **kw),
+          Entry(f"{path}/bias", f"{hf}.bias", "bias", **kw)]
+
+
+def _norm(path, hf, **kw):
+  return [Entry(f"{path}/scale", f"{hf}.weight", "scale", **kw),
+          Entry(f"{path}/bias", f"{hf}.bias", "bias", **kw)]
+
+
+def _module(path, hf, **kw):
+  if path.endswith("LayerNorm"):
+    return _norm(path, hf, **kw)
+  if path.endswith("/bias"):
+    return [Entry(path, hf, "bias", **kw)]
+  return _dense(path, hf, **kw)
+
+
+def layout(config: ModelConfig) -> list[Entry]:
+  """Every parameter of a PretrainingModel with `config`, and its Hugging Face key."""
+  model_type = hf_model_type(config)
+  base = BASE_PREFIX[config.family]
+  entries = [Entry("encoder/embeddings/word_embeddings/embedding",
+                   f"{base}.embeddings.word_embeddings.weight", "embedding")]
+  if config.position_embedding == "learned":
+    entries.append(Entry("encoder/embeddings/position_embeddings/embedding",
+                         f"{base}.embeddings.position_embeddings.weight", "embedding"))
+  if config.type_vocab_size:
+    entries.append(Entry("encoder/embeddings/token_type_embeddings/embedding",
+                         f"{base}.embeddings.token_type_embeddings.weight", "embedding"))
+  entries += _norm("encoder/embeddings/LayerNorm", f"{base}.embeddings.LayerNorm")
+  if config.embed_size != config.hidden_size:
+    projection = {"albert": f"{base}.encoder.embedding_hidden_mapping_in",
+                  "electra": f"{base}.embeddings_project"}.get(model_type)
+    if projection is None:
+      raise ValueError(f"A {model_type} checkpoint has no E -> H projection, but "
+                       f"embedding_size={config.embed_size} != hidden_size={config.hidden_size}.")
+    entries += _dense("encoder/embedding_projection", projection)
+  if model_type == "albert":
+    if config.sharing != "all":
+      raise ValueError(f"Hugging Face ALBERT shares whole layers within a group; "
+                       f"model.sharing={config.sharing!r} has no such checkpoint layout.")
+    layer_names, prefix = ALBERT_LAYER, f"{base}.encoder.albert_layer_groups.{{}}.albert_layers.0."
+  else:
+    if config.groups != config.num_layers:
+      raise ValueError(f"A {model_type} checkpoint has one set of weights per layer; "
+                       f"num_hidden_groups={config.groups} needs model_type albert.")
+    layer_names, prefix = BERT_LAYER, f"{base}.encoder.layer.{{}}."
+  for path, hf in layer_names.items():
+    copies = len(np.unique(copy_of_layer(config, path.split("/")[0])))
+    for j in range(copies):
+      entries += _module(f"encoder/layers/block/{path}", prefix.format(j) + hf, copy=j,
+                         input_axes=KERNEL_INPUT_AXES.get(path, 1))
+  if config.use_pooler:
+    entries += _dense("encoder/pooler",
+                      f"{base}.pooler" if model_type == "albert" else f"{base}.pooler.dense")
+  for head in config.heads:
+    table = HEADS.get(head, {}).get(model_type)
+    if table is None:
+      raise ValueError(f"A Hugging Face {model_type} checkpoint has no place for the "
+                       f"{head!r} head; drop it from model.heads to export the rest.")
+    for path, hf in table.items():
+      entries += _module(path, hf)
+  return entries
+
+
+def to_bertlab(entry: Entry, tensor: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+  """A Hugging Face tensor into bertlab's layout of `shape` (without the stacked axis)."""
+  if entry.kind == "kernel":
+    tensor = tensor.T  # torch Linear stores [out, in]
+  return tensor.reshape(shape)
+
+
+def to_hf(entry: Entry, value: np.ndarray) -> np.ndarray:
+  if entry.kind == "kernel":
+    inputs = int(np.prod(value.shape[:entry.input_axes]))
+    return np.ascontiguousarray(value.reshape(inputs, -1).T)
+  if entry.kind in ("bias", "scale"):
+    return value.reshape(-1)
+  return value
+
+
+HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                  "gelu_fast": "gelu_tanh", "relu": "relu"}
+
+
+def config_from_hf(hf: dict, heads: tuple[str, ...], use_pooler: bool) -> ModelConfig:
+  """A Hugging Face config.json (as a dict) -> ModelConfig."""
+  model_type = hf.get("model_type")
+  if model_type not in HF_MODEL_TYPES:
+    raise ValueError(f"model_type {model_type!r} is not supported; bertlab loads "
+                     f"{', '.join(HF_MODEL_TYPES)}.")
+  if hf.get("position_embedding_type", "absolute") != "absolute":
+    raise ValueError(f"position_embedding_type={hf['position_embedding_type']!r}: only "
+                     "absolute position embeddings are supported.")
+  if hf.get("inner_group_num", 1) != 1:
+    raise ValueError(f"inner_group_num={hf['inner_group_num']}: only ALBERT's published "
+                     "inner_group_num=1 is supported.")
+  act = hf.get("hidden_act", "gelu")
+  if act not in HF_ACTIVATIONS:
+    raise ValueError(f"hidden_act={act!r} is not one of {sorted(HF_ACTIVATIONS)}.")
+  hidden = hf["hidden_size"]
+  return ModelConfig(
+      family=model_type, vocab_size=hf["vocab_size"], hidden_size=hidden,
+      num_layers=hf["num_hidden_layers"], num_heads=hf["num_attention_heads"],
+      intermediate_size=hf["intermediate_size"],
+      embedding_size=None if hf.get("embedding_size", hidden) == hidden else hf["embedding_size"],
+      num_hidden_groups=hf.get("num_hidden_groups") if model_type == "albert" else None,
+      sharing="all", max_position_embeddings=hf["max_position_embeddings"],
+      type_vocab_size=hf.get("type_vocab_size", 2),
+      positions_from_padding=model_type == "roberta", pad_token_id=hf.get("pad_token_id") or 0,
+      hidden_act=HF_ACTIVATIONS[act], layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
+      dropout_rate=hf.get("hidden_dropout_prob", 0.1),
+      attention_dropout_rate=hf.get("attention_probs_dropout_prob", 0.1),
+      initializer_range=hf.get("initializer_range", 0.02), use_pooler=use_pooler, heads=heads)
+
+
+def config_to_hf(config: ModelConfig) -> dict:
+  model_type = hf_model_type(config)
+  if config.position_embedding != "learned":
+    raise ValueError("Hugging Face checkpoints hold learned position embeddings; "
+                     "position_embedding='sinusoidal' cannot be exported.")
+  heads = tuple(h for h in ("mlm", "sentence", "rtd") if h in config.heads)
+  architecture = HF_ARCHITECTURES.get((model_type, heads))
+  if architecture is None:
+    raise ValueError(f"No Hugging Face {model_type} architecture has the heads {heads}.")
+  act = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}[config.hidden_act]
+  hf = dict(
+      model_type=model_type, architectures=[architecture], vocab_size=config.vocab_size,
+      hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
+      num_attention_heads=config.num_heads, intermediate_size=config.intermediate_size,
+      max_position_embeddings=config.max_position_embeddings,
+      type_vocab_size=config.type_vocab_size, hidden_act=act,
+      layer_norm_eps=config.layer_norm_eps, hidden_dropout_prob=config.dropout_rate,
+      attention_probs_dropout_prob=config.attention_dropout_rate,
+      initializer_range=config.initializer_range, pad_token_id=config.pad_token_id,
+      position_embedding_type="absolute", tie_word_embeddings=True)
+  if model_type in ("albert", "electra"):
+    hf["embedding_size"] = config.embed_size
+  if model_type == "albert":
+    hf.update(num_hidden_groups=config.groups, inner_group_num=1,
+              classifier_dropout_prob=config.dropout_rate)
+  return hf

@@ -1,0 +1,122 @@
+"""The frozen description of one encoder of the BERT family.
+
+Modules take this dataclass, never a ConfigDict: a config file is read once into a
+`ModelConfig` (`from_config_dict`), and unknown keys fail there with the close valid names.
+"""
+
+import dataclasses
+import difflib
+from typing import Any
+
+import jax.numpy as jnp
+
+SHARING_CHOICES = ("all", "attention", "ffn", "none")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+POSITION_EMBEDDINGS = ("learned", "sinusoidal")
+HEAD_CHOICES = ("mlm", "sentence", "rtd", "sbo")
+FAMILIES = ("bert", "albert", "roberta", "electra", "spanbert")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Sizes and switches of one post-LN Transformer encoder and its pretraining heads."""
+
+  # Names the checkpoint layout (Hugging Face model_type) for load/save; the model code is one.
+  family: str = "bert"
+  vocab_size: int = 30522
+  hidden_size: int = 768
+  num_layers: int = 12
+  num_heads: int = 12
+  intermediate_size: int = 3072
+  # E of ALBERT's factorized embedding; None means E = H (no projection).
+  embedding_size: int | None = None
+  # ALBERT's groups: group g is applied num_layers / num_hidden_groups times in order.
+  num_hidden_groups: int | None = None
+  # Which sub-layers a group shares across its layers (ALBERT, Table 4).
+  sharing: str = "all"
+  max_position_embeddings: int = 512
+  type_vocab_size: int = 2
+  position_embedding: str = "learned"
+  # RoBERTa: positions count from pad_token_id + 1 and padding takes position pad_token_id.
+  positions_from_padding: bool = False
+  pad_token_id: int = 0
+  hidden_act: str = "gelu"
+  layer_norm_eps: float = 1e-12
+  dropout_rate: float = 0.1
+  attention_dropout_rate: float = 0.1
+  initializer_range: float = 0.02
+  use_pooler: bool = True
+  # Pretraining heads on top of the encoder: subset of HEAD_CHOICES.
+  heads: tuple[str, ...] = ("mlm", "sentence")
+  # SpanBERT's span boundary objective: relative positions inside a span.
+  max_span_length: int = 10
+  dtype: str = "float32"
+  param_dtype: str = "float32"
+  scan_layers: bool = True
+  # None, or a name in bertlab.models.encoder.REMAT_POLICIES.
+  remat_policy: str | None = None
+
+  def __post_init__(self):
+    def check_choice(name, value, choices):
+      if value not in choices:
+        raise ValueError(f"model.{name}={value!r} is not one of {choices}.")
+
+    check_choice("family", self.family, FAMILIES)
+    check_choice("sharing", self.sharing, SHARING_CHOICES)
+    check_choice("hidden_act", self.hidden_act, ACTIVATIONS)
+    check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
+    for head in self.heads:
+      check_choice("heads", head, HEAD_CHOICES)
+    if self.hidden_size % self.num_heads:
+      raise ValueError(
+          f"model.hidden_size={self.hidden_size} is not divisible by "
+          f"model.num_heads={self.num_heads}.")
+    if self.num_layers % self.groups:
+      raise ValueError(
+          f"model.num_layers={self.num_layers} is not divisible by "
+          f"model.num_hidden_groups={self.groups}; pick a divisor of num_layers.")
+
+  @property
+  def groups(self) -> int:
+    return self.num_layers if self.num_hidden_groups is None else self.num_hidden_groups
+
+  @property
+  def embed_size(self) -> int:
+    return self.hidden_size if self.embedding_size is None else self.embedding_size
+
+  @property
+  def head_dim(self) -> int:
+    return self.hidden_size // self.num_heads
+
+  @property
+  def compute_dtype(self):
+    return jnp.dtype(self.dtype)
+
+  @property
+  def weights_dtype(self):
+    return jnp.dtype(self.param_dtype)
+
+  def replace(self, **changes) -> "ModelConfig":
+    return dataclasses.replace(self, **changes)
+
+
+FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ModelConfig))
+
+
+def unknown_key_error(key: str, valid: tuple[str, ...], where: str) -> KeyError:
+  """A KeyError naming the closest valid keys, so a typo in a config says its fix."""
+  close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+  hint = f" Did you mean {', '.join(close)}?" if close else ""
+  return KeyError(
+      f"Unknown key {where}{key!r}.{hint} Valid keys: {', '.join(sorted(valid))}.")
+
+
+def from_config_dict(cfg: Any) -> ModelConfig:
+  """Reads `config.model` (a ConfigDict or a dict) into a ModelConfig."""
+  values = dict(cfg.items()) if hasattr(cfg, "items") else dict(cfg)
+  for key in values:
+    if key not in FIELD_NAMES:
+      raise unknown_key_error(key, FIELD_NAMES, "model.")
+  if "heads" in values:
+    values["heads"] = tuple(values["heads"])
+  return ModelConfig(**values)

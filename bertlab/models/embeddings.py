@@ -1,0 +1,82 @@
+"""Token + segment + position embeddings (BERT, Section 3), of width E.
+
+With E != H (ALBERT's factorized embedding, ELECTRA-small) the encoder projects E -> H after
+this module.
+"""
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from bertlab.models.config import ModelConfig
+
+
+def dense_init(config: ModelConfig):
+  return nn.initializers.truncated_normal(stddev=config.initializer_range)
+
+
+def layer_norm(config: ModelConfig, name: str, axis_name: str = "embed") -> nn.LayerNorm:
+  return nn.LayerNorm(
+      epsilon=config.layer_norm_eps, dtype=config.compute_dtype,
+      param_dtype=config.weights_dtype, name=name,
+      scale_init=nn.with_logical_partitioning(nn.initializers.ones, (axis_name,)),
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (axis_name,)))
+
+
+def sinusoidal_positions(length: int, width: int) -> np.ndarray:
+  """The fixed encoding of Vaswani et al. (2017), Section 3.5: sin on even, cos on odd dims."""
+  positions = np.arange(length)[:, None]
+  rates = 1.0 / np.power(10000.0, np.arange(0, width, 2) / width)
+  table = np.zeros((length, width), np.float32)
+  table[:, 0::2] = np.sin(positions * rates)
+  table[:, 1::2] = np.cos(positions * rates[: width // 2])
+  return table
+
+
+def position_ids(config: ModelConfig, input_ids: jnp.ndarray) -> jnp.ndarray:
+  """0..T-1; or, for RoBERTa, pad+1.. over real tokens and pad on padding (as fairseq does)."""
+  if config.positions_from_padding:
+    real = (input_ids != config.pad_token_id).astype(jnp.int32)
+    return jnp.cumsum(real, axis=1) * real + config.pad_token_id
+  return jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
+
+
+class Embeddings(nn.Module):
+  """Sum of word, position and token-type embeddings, then LayerNorm and dropout."""
+
+  config: ModelConfig
+
+  def setup(self):
+    config = self.config
+    embed = lambda num, name, rows: nn.Embed(
+        num, config.embed_size, dtype=config.compute_dtype,
+        param_dtype=config.weights_dtype, name=name,
+        embedding_init=nn.with_logical_partitioning(dense_init(config), (rows, "embed")))
+    self.word_embeddings = embed(config.vocab_size, "word_embeddings", "vocab")
+    if config.position_embedding == "learned":
+      self.position_embeddings = embed(
+          config.max_position_embeddings, "position_embeddings", None)
+    if config.type_vocab_size:
+      self.token_type_embeddings = embed(config.type_vocab_size, "token_type_embeddings", None)
+    self.norm = layer_norm(config, "LayerNorm")
+    self.dropout = nn.Dropout(config.dropout_rate)
+
+  def __call__(self, input_ids, token_type_ids=None, deterministic: bool = True):
+    config = self.config
+    x = self.word_embeddings(input_ids)
+    positions = position_ids(config, input_ids)
+    if config.position_embedding == "learned":
+      x = x + self.position_embeddings(positions)
+    else:
+      table = sinusoidal_positions(config.max_position_embeddings, config.embed_size)
+      x = x + jnp.asarray(table, config.compute_dtype)[positions]
+    if config.type_vocab_size:
+      if token_type_ids is None:
+        token_type_ids = jnp.zeros_like(input_ids)
+      x = x + self.token_type_embeddings(token_type_ids)
+    x = self.norm(x)
+    return self.dropout(x, deterministic=deterministic)
+
+  def attend(self, x):
+    """Logits against the word embeddings: the tied MLM decoder (in E space)."""
+    return self.word_embeddings.attend(x)

@@ -1,0 +1,160 @@
+"""The encoder of every family: embeddings, (E -> H projection), scanned layers, pooler.
+
+Layers are one `nn.scan` over `TransformerBlock`, so compile time does not grow with depth.
+Cross-layer sharing (ALBERT, Section 3.1 and Table 4) is a view of the stored parameters:
+each sub-layer (attention, ffn) is stored once per distinct copy, with a leading `layers`
+axis of `num_hidden_groups` when shared within a group and of `num_layers` when not, and
+`nn.map_variables` gathers the copies into the per-layer stack the scan consumes. Gradients
+of a shared copy are summed over the layers that use it by the gather's transpose.
+"""
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bertlab.models.block import TransformerBlock, dense
+from bertlab.models.config import ModelConfig
+from bertlab.models.embeddings import Embeddings
+
+SUBLAYERS = ("attention", "ffn")
+
+REMAT_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+    "save_attention_out": jax.checkpoint_policies.save_only_these_names("attention_out"),
+    "save_projections": jax.checkpoint_policies.save_only_these_names(
+        "query_proj", "key_proj", "value_proj", "attention_out"),
+}
+
+
+@flax.struct.dataclass
+class EncoderOutput:
+  last_hidden_state: jax.Array
+  pooled_output: jax.Array | None = None
+  # The embedding output (after any E -> H projection), then every layer's output.
+  hidden_states: tuple[jax.Array, ...] | None = None
+
+
+def copy_of_layer(config: ModelConfig, sublayer: str) -> np.ndarray:
+  """For each layer, the index of the stored copy of `sublayer` it uses."""
+  layers = np.arange(config.num_layers)
+  shared = config.sharing in ("all", sublayer)
+  return layers // (config.num_layers // config.groups) if shared else layers
+
+
+def _map_sublayers(variables, fn):
+  return {
+      collection: {name: fn(name, tree) if name in SUBLAYERS else tree
+                   for name, tree in trees.items()}
+      for collection, trees in variables.items()
+  }
+
+
+def _gather_rows(tree, rows: np.ndarray):
+  return jax.tree.map(lambda p: jnp.take(p, rows, axis=0), tree)
+
+
+def stored_copies_to_layers(config: ModelConfig):
+  """trans_in_fn of map_variables: stored copies -> one row per layer."""
+
+  def expand(name, tree):
+    index = copy_of_layer(config, name)
+    if np.array_equal(index, np.arange(config.num_layers)):
+      return tree
+    return _gather_rows(tree, index)
+
+  return lambda variables: _map_sublayers(variables, expand)
+
+
+def layers_to_stored_copies(config: ModelConfig):
+  """trans_out_fn of map_variables: keep the first layer's row of each stored copy."""
+
+  def compress(name, tree):
+    _, first_use = np.unique(copy_of_layer(config, name), return_index=True)
+    if len(first_use) == config.num_layers:
+      return tree
+    return _gather_rows(tree, first_use)
+
+  return lambda variables: _map_sublayers(variables, compress)
+
+
+def attention_bias(attention_mask, dtype=jnp.float32):
+  """[B, T] 1/0 mask -> additive [B, 1, 1, T] bias: the one place padding enters attention."""
+  return jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
+                   jnp.finfo(dtype).min).astype(dtype)
+
+
+class LayerStack(nn.Module):
+  """`num_layers` applications of the block, grouped and shared as the config says."""
+
+  config: ModelConfig
+
+  @nn.compact
+  def __call__(self, x, bias, deterministic: bool = True, return_hidden: bool = True):
+    config = self.config
+    block = TransformerBlock
+    if config.remat_policy is not None:
+      if config.remat_policy not in REMAT_POLICIES:
+        raise ValueError(f"model.remat_policy={config.remat_policy!r} is not one of "
+                         f"{sorted(REMAT_POLICIES)} (or None).")
+      block = nn.remat(block, policy=REMAT_POLICIES[config.remat_policy], prevent_cse=False)
+    # scan_layers=False unrolls the same loop in the compiled program (for comparisons);
+    # parameters and results are the same either way.
+    scanned = nn.scan(
+        block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
+        in_axes=(nn.broadcast,), length=config.num_layers,
+        unroll=1 if config.scan_layers else config.num_layers,
+        metadata_params={nn.PARTITION_NAME: "layers"})
+    shared = nn.map_variables(
+        scanned, "params", trans_in_fn=stored_copies_to_layers(config),
+        trans_out_fn=layers_to_stored_copies(config), init=self.is_initializing())
+    return shared(config, deterministic, return_hidden, name="block")(x, bias)
+
+
+class Encoder(nn.Module):
+  """Embeddings -> [E -> H projection] -> layers -> [pooler]; BERT, ALBERT, RoBERTa, ...
+
+  `shared_embeddings` may be passed in to share one embedding module between two encoders
+  (ELECTRA's generator and discriminator, Section 3.2).
+  """
+
+  config: ModelConfig
+  shared_embeddings: Any = None
+
+  def setup(self):
+    config = self.config
+    if self.shared_embeddings is None:
+      self.embeddings = Embeddings(config)
+    if config.embed_size != config.hidden_size:
+      self.embedding_projection = dense(config, config.hidden_size, (None, "embed"),
+                                        "embedding_projection")
+    self.layers = LayerStack(config)
+    if config.use_pooler:
+      self.pooler = dense(config, config.hidden_size, ("embed", None), "pooler")
+
+  def word_embeddings(self) -> Embeddings:
+    return self.embeddings if self.shared_embeddings is None else self.shared_embeddings
+
+  def attend(self, x):
+    """Logits of E-wide vectors against the word embeddings (the tied MLM decoder)."""
+    return self.word_embeddings().attend(x)
+
+  def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
+               deterministic: bool = True, output_hidden_states: bool = True) -> EncoderOutput:
+    config = self.config
+    if attention_mask is None:
+      attention_mask = jnp.ones_like(input_ids)
+    x = self.word_embeddings()(input_ids, token_type_ids, deterministic)
+    if config.embed_size != config.hidden_size:
+      x = self.embedding_projection(x)
+    last, per_layer = self.layers(x, attention_bias(attention_mask), deterministic,
+                                  output_hidden_states)
+    hidden_states = None
+    if output_hidden_states:
+      hidden_states = (x,) + tuple(per_layer[i] for i in range(config.num_layers))
+    pooled = jnp.tanh(self.pooler(last[:, 0])) if config.use_pooler else None
+    return EncoderOutput(last, pooled, hidden_states)

@@ -1,0 +1,107 @@
+"""Pretraining models: the one encoder plus the heads its family trains with.
+
+`PretrainingModel` covers BERT (mlm + sentence=NSP), ALBERT (mlm + sentence=SOP), RoBERTa
+(mlm), SpanBERT (mlm + sbo) and each half of ELECTRA on its own (generator: mlm;
+discriminator: rtd). `ElectraModel` joins a generator and a discriminator that share one
+embedding module (ELECTRA, Section 3.2).
+"""
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from bertlab.models.config import ModelConfig
+from bertlab.models.embeddings import Embeddings
+from bertlab.models.encoder import Encoder
+from bertlab.models.heads import MLMHead, ReplacedTokenHead, SentenceHead, SpanBoundaryHead
+
+
+@flax.struct.dataclass
+class PretrainingOutput:
+  last_hidden_state: jax.Array
+  pooled_output: jax.Array | None = None
+  hidden_states: tuple[jax.Array, ...] | None = None
+  mlm_logits: jax.Array | None = None  # [B, T or P, vocab]
+  sentence_logits: jax.Array | None = None  # [B, 2]
+  rtd_logits: jax.Array | None = None  # [B, T]
+  sbo_logits: jax.Array | None = None  # [B, S, max_span_length, vocab]
+
+
+def gather_positions(x, positions):
+  """[B, T, H] at [B, P] positions -> [B, P, H]: the MLM head runs on masked tokens only."""
+  return jnp.take_along_axis(x, positions[..., None], axis=1)
+
+
+class PretrainingModel(nn.Module):
+  """The encoder with the heads named in `config.heads`."""
+
+  config: ModelConfig
+  shared_embeddings: nn.Module | None = None
+
+  def setup(self):
+    config = self.config
+    if "sentence" in config.heads and not config.use_pooler:
+      raise ValueError("model.heads has 'sentence' (NSP/SOP), which reads the pooled output, "
+                       "but model.use_pooler is False; set use_pooler=True.")
+    self.encoder = Encoder(config, self.shared_embeddings)
+    if "mlm" in config.heads:
+      self.mlm = MLMHead(config)
+    if "sentence" in config.heads:
+      self.sentence = SentenceHead(config)
+    if "rtd" in config.heads:
+      self.rtd = ReplacedTokenHead(config)
+    if "sbo" in config.heads:
+      self.sbo = SpanBoundaryHead(config)
+
+  def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *,
+               masked_positions=None, span_bounds=None, deterministic: bool = True,
+               output_hidden_states: bool = True) -> PretrainingOutput:
+    """`masked_positions` [B, P] restricts MLM logits to those positions (all when None);
+    `span_bounds` [B, S, 2] are the SBO boundary positions (required with the sbo head)."""
+    config = self.config
+    out = self.encoder(input_ids, attention_mask, token_type_ids, deterministic,
+                       output_hidden_states)
+    sequence = out.last_hidden_state
+    heads = {}
+    if "mlm" in config.heads:
+      selected = sequence if masked_positions is None else gather_positions(
+          sequence, masked_positions)
+      heads["mlm_logits"] = self.mlm(selected, self.encoder.attend)
+    if "sentence" in config.heads:
+      heads["sentence_logits"] = self.sentence(out.pooled_output)
+    if "rtd" in config.heads:
+      heads["rtd_logits"] = self.rtd(sequence)
+    if "sbo" in config.heads:
+      if span_bounds is None:
+        span_bounds = jnp.zeros((input_ids.shape[0], 1, 2), jnp.int32)
+      heads["sbo_logits"] = self.sbo(sequence, span_bounds, self.encoder.attend)
+    return PretrainingOutput(out.last_hidden_state, out.pooled_output, out.hidden_states,
+                             **heads)
+
+
+class ElectraModel(nn.Module):
+  """ELECTRA's generator (mlm) and discriminator (rtd), sharing token and position embeddings.
+
+  The sampling of replacements between the two belongs to the ELECTRA objective; this module
+  gives the two forward passes.
+  """
+
+  generator_config: ModelConfig
+  discriminator_config: ModelConfig
+
+  def setup(self):
+    self.embeddings = Embeddings(self.discriminator_config)
+    self.generator = PretrainingModel(self.generator_config, self.embeddings)
+    self.discriminator = PretrainingModel(self.discriminator_config, self.embeddings)
+
+  def generate(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
+    return self.generator(input_ids, attention_mask, token_type_ids, **kwargs)
+
+  def discriminate(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
+    return self.discriminator(input_ids, attention_mask, token_type_ids, **kwargs)
+
+  def __call__(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
+    """Both passes on the same input: for `init` and shape inspection."""
+    return (self.generate(input_ids, attention_mask, token_type_ids, **kwargs),
+            self.discriminate(input_ids, attention_mask, token_type_ids, **kwargs))
