@@ -1,0 +1,25 @@
+"""Entry point: python -m bertlab.main --config=configs/<family>.py:<size> --workdir=DIR."""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from bertlab import summary
+
+MODES = ("summary",)
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its argument.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go.")
+_MODE = flags.DEFINE_enum("mode", "summary", MODES, "What to do with the configured model.")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if _MODE.value == "summary":
+    print("\n".join(summary.summary_lines(_CONFIG.value)))
+
+
+if __name__ == "__main__":
+  app.run(main)

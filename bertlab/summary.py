@@ -1,0 +1,44 @@
+"""--mode=summary: the parameter table of a config's model and its two counts (contract 2)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import traverse_util
+
+from bertlab.configs import build_model
+from bertlab.models.pretraining import ElectraModel
+
+# Parameters counted as the encoder: embeddings + encoder + pooler (what transformers'
+# BertModel / AlbertModel / ElectraModel hold). ELECTRA's embeddings are shared at the top.
+ENCODER_PREFIXES = ("encoder/", "embeddings/", "discriminator/encoder/")
+
+
+def abstract_params(model) -> dict:
+  """Parameter shapes and logical axes, "/"-joined paths, without allocating anything."""
+  ids = jnp.zeros((1, 2), jnp.int32)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), ids))
+  return traverse_util.flatten_dict(variables["params"], sep="/")
+
+
+def count_params(model) -> tuple[int, int]:
+  """(encoder_params, total_params); shared weights are stored, so counted, once."""
+  flat = abstract_params(model)
+  sizes = {path: int(np.prod(nn.unbox(p).shape)) for path, p in flat.items()}
+  prefixes = ENCODER_PREFIXES if isinstance(model, ElectraModel) else ("encoder/",)
+  encoder = sum(n for path, n in sizes.items() if path.startswith(prefixes))
+  return encoder, sum(sizes.values())
+
+
+def summary_lines(config) -> list[str]:
+  model = build_model(config)
+  flat = abstract_params(model)
+  width = max(len(path) for path in flat)
+  lines = [f"{'parameter':<{width}}  {'shape':<22} {'logical axes':<34} {'count':>12}"]
+  for path, p in flat.items():
+    shape = nn.unbox(p).shape
+    axes = getattr(p, "names", None)
+    lines.append(f"{path:<{width}}  {str(tuple(shape)):<22} {str(axes or ''):<34} "
+                 f"{int(np.prod(shape)):>12,}")
+  encoder, total = count_params(model)
+  return lines + [f"encoder_params: {encoder}", f"total_params: {total}"]

@@ -1,0 +1,34 @@
+"""ALBERT (Lan et al., 2020): factorized embedding (E=128), all layers shared, MLM + SOP.
+
+  python -m bertlab.main --config=configs/albert.py:base --workdir=/tmp/albert --mode=summary
+
+Sizes of Table 1 (base, large, xlarge, xxlarge) and `tiny` for tests. The ablations of
+Tables 3 and 4 are overrides: --config.model.embedding_size=768, --config.model.sharing=ffn,
+--config.model.num_hidden_groups=2.
+"""
+
+from bertlab.configs import base_config, parse_arg
+
+SIZES = {
+    "tiny": dict(hidden_size=128, num_layers=4, num_heads=2, intermediate_size=512,
+                 embedding_size=32),
+    "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
+    "xlarge": dict(hidden_size=2048, num_layers=24, num_heads=16, intermediate_size=8192),
+    "xxlarge": dict(hidden_size=4096, num_layers=12, num_heads=64, intermediate_size=16384),
+}
+
+
+def get_config(arg=None):
+  _, size = parse_arg(arg, SIZES, default="base")
+  model = dict(
+      family="albert", vocab_size=30000, embedding_size=128, num_hidden_groups=1,
+      sharing="all", max_position_embeddings=512, type_vocab_size=2,
+      # google-research/albert's gelu is the tanh approximation (HF: gelu_new).
+      hidden_act="gelu_tanh", layer_norm_eps=1e-12,
+      # ALBERT v2 drops dropout (Section 4.8).
+      dropout_rate=0.0, attention_dropout_rate=0.0,
+      heads=("mlm", "sentence"), use_pooler=True, dtype="float32", param_dtype="float32",
+      scan_layers=True)
+  model.update(size)
+  return base_config(model)

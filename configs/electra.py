@@ -1,0 +1,39 @@
+"""ELECTRA (Clark et al., 2020): a small MLM generator and a replaced-token discriminator
+sharing token and position embeddings.
+
+  python -m bertlab.main --config=configs/electra.py:small --workdir=/tmp/electra --mode=summary
+
+`model` is the discriminator; `electra.generator_hidden_size` sizes the generator (a
+fraction of the discriminator's width when <= 1, else the width), as the released
+generators (hidden 256 for small, base and large).
+"""
+
+import ml_collections
+
+from bertlab.configs import base_config, parse_arg
+
+SIZES = {
+    "tiny": dict(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512,
+                 embedding_size=128, generator_hidden_size=0.5),
+    "small": dict(hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024,
+                  embedding_size=128, generator_hidden_size=256),
+    "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
+                 embedding_size=768, generator_hidden_size=256),
+    "large": dict(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096,
+                  embedding_size=1024, generator_hidden_size=256),
+}
+
+
+def get_config(arg=None):
+  _, size = parse_arg(arg, SIZES, default="small")
+  generator_hidden_size = size.pop("generator_hidden_size")
+  config = base_config(dict(
+      family="electra", vocab_size=30522, max_position_embeddings=512, type_vocab_size=2,
+      hidden_act="gelu", layer_norm_eps=1e-12, dropout_rate=0.1, attention_dropout_rate=0.1,
+      heads=("rtd",), use_pooler=False, sharing="all", dtype="float32",
+      param_dtype="float32", scan_layers=True, **size))
+  config.electra = ml_collections.ConfigDict(dict(
+      generator_hidden_size=float(generator_hidden_size),
+      # Weight of the discriminator's loss against the generator's MLM loss (Section 3.2).
+      disc_weight=50.0))
+  return config

@@ -1,0 +1,20 @@
+import os
+import sys
+
+# Tests import configs/ the way ml_collections does: by path, from the repository root.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def load_config(spec: str):
+  """"bert.py:base" -> that config file's get_config("base")."""
+  import importlib.util
+  file, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location(
+      f"config_{file[:-3]}", os.path.join(ROOT, "configs", file))
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+sys.modules.setdefault("bertlab_test_helpers", sys.modules[__name__])
