@@ -1,0 +1,109 @@
+"""Bad input names the problem and the fix."""
+
+import subprocess
+import sys
+
+import pytest
+
+import bertlab
+from bertlab.configs import build_model
+from bertlab.models.config import from_config_dict
+from conftest import ROOT, load_config
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+def test_unknown_model_key_names_the_close_valid_keys():
+  with pytest.raises(KeyError, match="Did you mean hidden_size"):
+    from_config_dict({"hiden_size": 3})
+
+
+def test_unknown_override_on_the_command_line_fails_loudly():
+  result = subprocess.run(
+      [sys.executable, "-m", "bertlab.main", "--config=configs/bert.py:tiny",
+       "--config.model.num_layer=3"], cwd=ROOT, capture_output=True, text=True)
+  assert result.returncode != 0
+  assert "num_layers" in result.stderr
+
+
+def test_unknown_size_lists_the_sizes():
+  with pytest.raises(ValueError, match="valid sizes: tiny, base, large"):
+    load_config("roberta.py:huge")
+
+
+def test_bad_choice_names_the_choices():
+  config = load_config("albert.py:tiny")
+  config.model.sharing = "everything"
+  with pytest.raises(ValueError, match=r"sharing='everything' is not one of \('all'"):
+    build_model(config)
+
+
+def save_hf(tmp_path, **sizes):
+  config = transformers.BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2,
+                                   num_attention_heads=2, intermediate_size=24,
+                                   max_position_embeddings=20, **sizes)
+  model = transformers.BertForPreTraining(config)
+  model.save_pretrained(tmp_path)
+  return model
+
+
+def test_checkpoint_of_another_size_names_the_weights_and_shapes(tmp_path):
+  save_hf(tmp_path)
+  config_file = tmp_path / "config.json"
+  # A config that claims another width than the weights have.
+  config_file.write_text(config_file.read_text().replace('"hidden_size": 16',
+                                                         '"hidden_size": 32'))
+  with pytest.raises(bertlab.CheckpointMismatch) as error:
+    bertlab.load_pretrained(str(tmp_path))
+  message = str(error.value)
+  assert "bert.embeddings.word_embeddings.weight is (60, 16) in the checkpoint" in message
+  assert "needs (60, 32)" in message
+
+
+def test_missing_and_unexpected_weights_are_named(tmp_path):
+  save_hf(tmp_path)
+  from safetensors.numpy import load_file, save_file
+  tensors = load_file(tmp_path / "model.safetensors")
+  tensors.pop("bert.encoder.layer.1.output.dense.weight")
+  tensors["bert.encoder.layer.2.output.dense.weight"] = tensors[
+      "bert.encoder.layer.0.output.dense.weight"]
+  save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+  with pytest.raises(bertlab.CheckpointMismatch) as error:
+    bertlab.load_pretrained(str(tmp_path))
+  message = str(error.value)
+  assert "missing: bert.encoder.layer.1.output.dense.weight" in message
+  assert "unexpected: bert.encoder.layer.2.output.dense.weight (16, 24)" in message
+
+
+def test_other_architecture_is_refused_by_name(tmp_path):
+  (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
+  with pytest.raises(ValueError, match="model_type 'gpt2' is not supported"):
+    bertlab.load_pretrained(str(tmp_path))
+
+
+def test_pytorch_bin_is_read_without_unpickling_code(tmp_path):
+  hf = save_hf(tmp_path)
+  (tmp_path / "model.safetensors").unlink()
+  torch.save(hf.state_dict(), tmp_path / "pytorch_model.bin")
+  model, params = bertlab.load_pretrained(str(tmp_path))
+  assert model.config.heads == ("mlm", "sentence")
+
+  class Payload:
+    def __reduce__(self):
+      return (print, ("this must never run",))
+
+  torch.save({"x": Payload()}, tmp_path / "pytorch_model.bin")
+  with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported"):
+    bertlab.load_pretrained(str(tmp_path))
+
+
+def test_sharing_without_a_hf_layout_is_refused_on_save(tmp_path):
+  config = load_config("albert.py:tiny")
+  config.model.sharing = "ffn"
+  model = build_model(config)
+  import jax
+  import jax.numpy as jnp
+  params = model.init(jax.random.key(0), jnp.ones((1, 4), jnp.int32))["params"]
+  with pytest.raises(ValueError, match="sharing='ffn' has no such checkpoint layout"):
+    bertlab.save_pretrained(model, params, str(tmp_path))
