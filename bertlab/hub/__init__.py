@@ -18,18 +18,11 @@ from bertlab.hub import layouts
 from bertlab.hub.layouts import Entry
 from bertlab.models.config import ModelConfig
 from bertlab.models.pretraining import PretrainingModel
+from bertlab.summary import abstract_params
 
 
 class CheckpointMismatch(ValueError):
   """The checkpoint's weights do not fit the model: the message lists each difference."""
-
-
-def abstract_params(config: ModelConfig) -> dict:
-  """Shapes and dtypes of a PretrainingModel's parameters, "/"-joined paths, no allocation."""
-  model = PretrainingModel(config)
-  ids = jnp.zeros((1, 2), jnp.int32)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), ids))
-  return traverse_util.flatten_dict(nn.unbox(shapes["params"]), sep="/")
 
 
 def _read_tensors(path: str) -> dict[str, np.ndarray]:
@@ -93,7 +86,7 @@ def _heads_in(tensors: dict, model_type: str) -> tuple[tuple[str, ...], bool]:
 def params_from_tensors(config: ModelConfig, tensors: dict[str, np.ndarray]) -> dict:
   """Fills every parameter of `config`'s model from `tensors` (HF keys), or raises."""
   entries = layouts.layout(config)
-  shapes = abstract_params(config)
+  shapes = nn.unbox(abstract_params(PretrainingModel(config)))
   model_type = layouts.hf_model_type(config)
   problems, used, rows = [], set(), {}
   for entry in entries:
