@@ -107,3 +107,14 @@ def test_sharing_without_a_hf_layout_is_refused_on_save(tmp_path):
   params = model.init(jax.random.key(0), jnp.ones((1, 4), jnp.int32))["params"]
   with pytest.raises(ValueError, match="sharing='ffn' has no such checkpoint layout"):
     bertlab.save_pretrained(model, params, str(tmp_path))
+
+
+def test_an_untied_decoder_is_refused_not_dropped(tmp_path):
+  save_hf(tmp_path)
+  from safetensors.numpy import load_file, save_file
+  tensors = load_file(tmp_path / "model.safetensors")
+  tensors["cls.predictions.decoder.weight"] = tensors[
+      "bert.embeddings.word_embeddings.weight"] + 1.0
+  save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+  with pytest.raises(bertlab.CheckpointMismatch, match="untied: cls.predictions.decoder.weight"):
+    bertlab.load_pretrained(str(tmp_path))

@@ -104,8 +104,11 @@ def params_from_tensors(config: ModelConfig, tensors: dict[str, np.ndarray]) -> 
       continue
     value = layouts.to_bertlab(entry, tensor, shape).astype(target.dtype)
     rows.setdefault(entry.path, {})[entry.copy] = value
-  for key in layouts.TIED_ALIASES.get(model_type, ()):
-    used.add(key)
+  for alias, source in layouts.TIED_ALIASES.get(model_type, {}).items():
+    if alias in tensors:
+      used.add(alias)
+      if source in tensors and not np.array_equal(tensors[alias], tensors[source]):
+        problems.append(f"untied: {alias} differs from {source}, but bertlab ties them")
   unexpected = [k for k in tensors if k not in used and not k.endswith(layouts.IGNORED_SUFFIXES)]
   problems += [f"unexpected: {k} {tuple(np.shape(tensors[k]))}" for k in sorted(unexpected)]
   if problems:

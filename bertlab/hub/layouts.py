@@ -54,13 +54,16 @@ HEADS = {
                     "rtd/prediction": "discriminator_predictions.dense_prediction"},
     },
 }
-# Copies of tied weights that some checkpoints store: the decoder is the word embeddings and
-# its bias is the head's bias, so these carry nothing of their own.
+# Copies of tied weights that some checkpoints store (alias -> the weight it copies): the
+# decoder is the word embeddings and its bias is the head's bias.
 TIED_ALIASES = {
-    "bert": ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias"),
-    "albert": ("predictions.decoder.weight", "predictions.decoder.bias"),
-    "roberta": ("lm_head.decoder.weight", "lm_head.decoder.bias"),
-    "electra": ("generator_lm_head.weight",),
+    "bert": {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+             "cls.predictions.decoder.bias": "cls.predictions.bias"},
+    "albert": {"predictions.decoder.weight": "albert.embeddings.word_embeddings.weight",
+               "predictions.decoder.bias": "predictions.bias"},
+    "roberta": {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
+                "lm_head.decoder.bias": "lm_head.bias"},
+    "electra": {"generator_lm_head.weight": "electra.embeddings.word_embeddings.weight"},
 }
 # Buffers, not weights.
 IGNORED_SUFFIXES = ("position_ids", "token_type_ids")

@@ -74,6 +74,9 @@ class PretrainingModel(nn.Module):
       heads["rtd_logits"] = self.rtd(sequence)
     if "sbo" in config.heads:
       if span_bounds is None:
+        if not self.is_initializing():
+          raise ValueError("The sbo head needs span_bounds [batch, spans, 2]: the positions "
+                           "just before and just after each masked span.")
         span_bounds = jnp.zeros((input_ids.shape[0], 1, 2), jnp.int32)
       heads["sbo_logits"] = self.sbo(sequence, span_bounds, self.encoder.attend)
     return PretrainingOutput(out.last_hidden_state, out.pooled_output, out.hidden_states,
@@ -91,6 +94,11 @@ class ElectraModel(nn.Module):
   discriminator_config: ModelConfig
 
   def setup(self):
+    if self.generator_config.embed_size != self.discriminator_config.embed_size:
+      raise ValueError(
+          f"ELECTRA's generator and discriminator share embeddings, so their embedding_size "
+          f"must agree: {self.generator_config.embed_size} != "
+          f"{self.discriminator_config.embed_size}.")
     self.embeddings = Embeddings(self.discriminator_config)
     self.generator = PretrainingModel(self.generator_config, self.embeddings)
     self.discriminator = PretrainingModel(self.discriminator_config, self.embeddings)
