@@ -1,5 +1,8 @@
 """Helpers shared by the config files in configs/ and the code that reads them."""
 
+import dataclasses
+import typing
+
 import ml_collections
 
 from bertlab.models.config import ModelConfig, from_config_dict, unknown_key_error
@@ -19,14 +22,32 @@ def parse_arg(arg: str | None, sizes: dict, default: str) -> tuple[str, dict]:
   return size, dict(sizes[size])
 
 
+# BERT's sizes (Table 1), shared by the families that keep BERT's encoder.
+BERT_SIZES = {
+    "tiny": dict(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512),
+    "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072),
+    "large": dict(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
+}
+
+
 def base_config(model: dict) -> ml_collections.ConfigDict:
+  """A config whose `model` holds every ModelConfig field: the defaults, then `model`.
+
+  Every field is present, so any of them can be overridden from the command line; fields
+  that default to None get a typed placeholder.
+  """
   config = ml_collections.ConfigDict()
-  config.model = ml_collections.ConfigDict(model)
-  # Layer sharing and heads are read with types that ml_collections cannot infer from None.
-  for key in ("embedding_size", "num_hidden_groups", "remat_policy"):
+  config.model = ml_collections.ConfigDict()
+  defaults = ModelConfig()
+  for field in dataclasses.fields(ModelConfig):
+    value = model.get(field.name, getattr(defaults, field.name))
+    if value is None:
+      kind = next(t for t in typing.get_args(field.type) if t is not type(None))
+      value = ml_collections.config_dict.placeholder(kind)
+    config.model[field.name] = value
+  for key in model:
     if key not in config.model:
-      config.model[key] = ml_collections.config_dict.placeholder(
-          str if key == "remat_policy" else int)
+      raise unknown_key_error(key, tuple(config.model.keys()), "model.")
   return config
 
 

@@ -23,12 +23,10 @@ def get_config(arg=None):
   _, size = parse_arg(arg, SIZES, default="base")
   model = dict(
       family="albert", vocab_size=30000, embedding_size=128, num_hidden_groups=1,
-      sharing="all", max_position_embeddings=512, type_vocab_size=2,
+      sharing="all",
       # google-research/albert's gelu is the tanh approximation (HF: gelu_new).
-      hidden_act="gelu_tanh", layer_norm_eps=1e-12,
+      hidden_act="gelu_tanh",
       # ALBERT v2 drops dropout (Section 4.8).
-      dropout_rate=0.0, attention_dropout_rate=0.0,
-      heads=("mlm", "sentence"), use_pooler=True, dtype="float32", param_dtype="float32",
-      scan_layers=True)
+      dropout_rate=0.0, attention_dropout_rate=0.0, heads=("mlm", "sentence"))
   model.update(size)
   return base_config(model)

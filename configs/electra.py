@@ -27,11 +27,8 @@ SIZES = {
 def get_config(arg=None):
   _, size = parse_arg(arg, SIZES, default="small")
   generator_hidden_size = size.pop("generator_hidden_size")
-  config = base_config(dict(
-      family="electra", vocab_size=30522, max_position_embeddings=512, type_vocab_size=2,
-      hidden_act="gelu", layer_norm_eps=1e-12, dropout_rate=0.1, attention_dropout_rate=0.1,
-      heads=("rtd",), use_pooler=False, sharing="all", dtype="float32",
-      param_dtype="float32", scan_layers=True, **size))
+  config = base_config(dict(family="electra", vocab_size=30522, heads=("rtd",),
+                            use_pooler=False, **size))
   config.electra = ml_collections.ConfigDict(dict(
       generator_hidden_size=float(generator_hidden_size),
       # Weight of the discriminator's loss against the generator's MLM loss (Section 3.2).
