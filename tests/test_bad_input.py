@@ -48,6 +48,14 @@ def save_hf(tmp_path, **sizes):
   return model
 
 
+def rewrite_tensors(directory, edit):
+  """Applies `edit` to the tensors of directory/model.safetensors, in place."""
+  from safetensors.numpy import load_file, save_file
+  tensors = load_file(directory / "model.safetensors")
+  edit(tensors)
+  save_file(tensors, directory / "model.safetensors", metadata={"format": "pt"})
+
+
 def test_checkpoint_of_another_size_names_the_weights_and_shapes(tmp_path):
   save_hf(tmp_path)
   config_file = tmp_path / "config.json"
@@ -63,12 +71,13 @@ def test_checkpoint_of_another_size_names_the_weights_and_shapes(tmp_path):
 
 def test_missing_and_unexpected_weights_are_named(tmp_path):
   save_hf(tmp_path)
-  from safetensors.numpy import load_file, save_file
-  tensors = load_file(tmp_path / "model.safetensors")
-  tensors.pop("bert.encoder.layer.1.output.dense.weight")
-  tensors["bert.encoder.layer.2.output.dense.weight"] = tensors[
-      "bert.encoder.layer.0.output.dense.weight"]
-  save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+
+  def edit(tensors):
+    tensors.pop("bert.encoder.layer.1.output.dense.weight")
+    tensors["bert.encoder.layer.2.output.dense.weight"] = tensors[
+        "bert.encoder.layer.0.output.dense.weight"]
+
+  rewrite_tensors(tmp_path, edit)
   with pytest.raises(bertlab.CheckpointMismatch) as error:
     bertlab.load_pretrained(str(tmp_path))
   message = str(error.value)
@@ -111,10 +120,11 @@ def test_sharing_without_a_hf_layout_is_refused_on_save(tmp_path):
 
 def test_an_untied_decoder_is_refused_not_dropped(tmp_path):
   save_hf(tmp_path)
-  from safetensors.numpy import load_file, save_file
-  tensors = load_file(tmp_path / "model.safetensors")
-  tensors["cls.predictions.decoder.weight"] = tensors[
-      "bert.embeddings.word_embeddings.weight"] + 1.0
-  save_file(tensors, tmp_path / "model.safetensors", metadata={"format": "pt"})
+
+  def untie(tensors):
+    tensors["cls.predictions.decoder.weight"] = tensors[
+        "bert.embeddings.word_embeddings.weight"] + 1.0
+
+  rewrite_tensors(tmp_path, untie)
   with pytest.raises(bertlab.CheckpointMismatch, match="untied: cls.predictions.decoder.weight"):
     bertlab.load_pretrained(str(tmp_path))

@@ -15,7 +15,6 @@ import numpy as np
 from flax import traverse_util
 
 from bertlab.hub import layouts
-from bertlab.hub.layouts import Entry
 from bertlab.models.config import ModelConfig
 from bertlab.models.pretraining import PretrainingModel
 from bertlab.summary import abstract_params
@@ -97,10 +96,10 @@ def params_from_tensors(config: ModelConfig, tensors: dict[str, np.ndarray]) -> 
       continue
     tensor = np.asarray(tensors[entry.hf_key])
     used.add(entry.hf_key)
-    if tensor.size != int(np.prod(shape)) or (
-        entry.kind in ("embedding", "kernel") and tensor.ndim != 2):
+    expected = layouts.hf_shape(entry, shape)
+    if tensor.shape != expected:
       problems.append(f"shape: {entry.hf_key} is {tuple(tensor.shape)} in the checkpoint; "
-                      f"{entry.path} needs {_hf_shape(entry, shape)}")
+                      f"{entry.path} needs {expected}")
       continue
     value = layouts.to_bertlab(entry, tensor, shape).astype(target.dtype)
     rows.setdefault(entry.path, {})[entry.copy] = value
@@ -119,15 +118,6 @@ def params_from_tensors(config: ModelConfig, tensors: dict[str, np.ndarray]) -> 
   flat = {path: np.stack([r[j] for j in sorted(r)]) if None not in r else r[None]
           for path, r in rows.items()}
   return traverse_util.unflatten_dict(flat, sep="/")
-
-
-def _hf_shape(entry: Entry, shape) -> tuple[int, ...]:
-  if entry.kind == "kernel":
-    inputs = int(np.prod(shape[:entry.input_axes]))
-    return (int(np.prod(shape)) // inputs, inputs)
-  if entry.kind == "embedding":
-    return tuple(shape)
-  return (int(np.prod(shape)),)
 
 
 def load_pretrained(path: str, dtype: str = "float32"):

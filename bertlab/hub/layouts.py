@@ -165,13 +165,21 @@ def to_bertlab(entry: Entry, tensor: np.ndarray, shape: tuple[int, ...]) -> np.n
   return tensor.reshape(shape)
 
 
-def to_hf(entry: Entry, value: np.ndarray) -> np.ndarray:
+def hf_shape(entry: Entry, shape: tuple[int, ...]) -> tuple[int, ...]:
+  """The Hugging Face shape of a parameter of bertlab `shape` (without the stacked axis)."""
   if entry.kind == "kernel":
-    inputs = int(np.prod(value.shape[:entry.input_axes]))
-    return np.ascontiguousarray(value.reshape(inputs, -1).T)
-  if entry.kind in ("bias", "scale"):
-    return value.reshape(-1)
-  return value
+    inputs = int(np.prod(shape[:entry.input_axes]))
+    return (int(np.prod(shape)) // inputs, inputs)
+  if entry.kind == "embedding":
+    return tuple(shape)
+  return (int(np.prod(shape)),)
+
+
+def to_hf(entry: Entry, value: np.ndarray) -> np.ndarray:
+  shape = hf_shape(entry, value.shape)
+  if entry.kind == "kernel":
+    return np.ascontiguousarray(value.reshape(shape[::-1]).T)
+  return value.reshape(shape)
 
 
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
