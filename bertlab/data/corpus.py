@@ -1,0 +1,153 @@
+"""Text sources for pretraining: documents as lists of sentences.
+
+Three kinds of `data.source`:
+  * `default`: the embedded corpus, English prose already on every machine where bertlab runs
+    (the docstrings of the Python standard library and its pydoc topics), built on first use
+    and cached, so the README's command works offline;
+  * a path or glob of text files in BERT's `create_pretraining_data` format: one sentence per
+    line, a blank line between documents (`.txt` or `.txt.gz`);
+  * `tfds:<name>[/<config>]:<split>[:<text_field>]`, e.g. `tfds:wikipedia/20230601.en:train`;
+    each record is a document, split into sentences here.
+Every reader takes `process_index` / `process_count` and yields only this host's documents.
+"""
+
+import ast
+import glob
+import gzip
+import hashlib
+import os
+import re
+import sys
+import sysconfig
+from typing import Iterator
+
+Document = list[str]
+
+# Sentence ends: ., ! or ? (optionally closed by quotes or brackets) before a capital or digit.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+# Skipped stdlib folders: tests (code, not prose) and tools that are not the library.
+_SKIPPED_DIRS = {"test", "tests", "idlelib", "site-packages", "lib2to3", "turtledemo",
+                 "__pycache__", "ensurepip", "pydoc_data"}
+
+
+def cache_dir() -> str:
+  """`$BERTLAB_CACHE`, else `~/.cache/bertlab`: the built default corpus and vocabularies."""
+  path = os.environ.get("BERTLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                         "bertlab")
+  os.makedirs(path, exist_ok=True)
+  return path
+
+
+def split_sentences(paragraph: str) -> list[str]:
+  text = " ".join(paragraph.split())
+  return [s for s in _SENTENCE_END.split(text) if s]
+
+
+def _prose_paragraphs(text: str) -> Iterator[str]:
+  """Paragraphs of a docstring or topic, without its code: doctest lines and indented blocks."""
+  for block in re.split(r"\n\s*\n", text):
+    lines = [l for l in block.splitlines()
+             if l.strip() and not l.startswith((" ", "\t", ">>>", "..."))]
+    if lines and sum(c.isalpha() or c == " " for c in "".join(lines)) > 0.8 * len("".join(lines)):
+      yield " ".join(lines)
+
+
+def _document(texts: list[str]) -> Document:
+  return [s for text in texts for p in _prose_paragraphs(text) for s in split_sentences(p)]
+
+
+def _stdlib_documents() -> Iterator[Document]:
+  """One document per stdlib module (its docstrings in source order) and per pydoc topic."""
+  root = sysconfig.get_paths()["stdlib"]
+  for folder, dirs, files in os.walk(root):
+    dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
+    for name in sorted(f for f in files if f.endswith(".py")):
+      try:
+        with open(os.path.join(folder, name), encoding="utf-8") as f:
+          tree = ast.parse(f.read())
+      except (SyntaxError, UnicodeDecodeError, ValueError):
+        continue
+      docs = [ast.get_docstring(node) for node in ast.walk(tree) if isinstance(
+          node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+      yield _document([d for d in docs if d])
+  from pydoc_data.topics import topics
+  for key in sorted(topics):
+    yield _document([topics[key]])
+
+
+def default_corpus_path() -> str:
+  """Builds (once per Python version) and returns the embedded corpus as a BERT-format file."""
+  tag = hashlib.sha1(sys.version.encode()).hexdigest()[:8]
+  path = os.path.join(cache_dir(), f"default_corpus-py{sys.version_info[0]}{sys.version_info[1]}"
+                      f"-{tag}.txt")
+  if not os.path.exists(path):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+      for doc in _stdlib_documents():
+        if len(doc) >= 2:  # a pair objective needs two sentences
+          f.write("\n".join(doc) + "\n\n")
+    os.replace(tmp, path)  # atomic: concurrent first uses never read half a file
+  return path
+
+
+def _text_files(pattern: str) -> list[str]:
+  files = sorted(f for p in pattern.split(",") for f in glob.glob(os.path.expanduser(p)))
+  if not files:
+    raise FileNotFoundError(
+        f"data.source {pattern!r} matches no file. Give a path or glob of text files (one "
+        "sentence per line, a blank line between documents), `default` for the embedded corpus, "
+        "or `tfds:<name>:<split>`.")
+  return files
+
+
+def _read_text_file(path: str) -> Iterator[Document]:
+  opener = gzip.open if path.endswith(".gz") else open
+  doc: Document = []
+  with opener(path, "rt", encoding="utf-8") as f:
+    for line in f:
+      line = line.strip()
+      if line:
+        doc.append(line)
+      elif doc:
+        yield doc
+        doc = []
+  if doc:
+    yield doc
+
+
+def _tfds_documents(spec: str, process_index: int, process_count: int) -> Iterator[Document]:
+  import tensorflow_datasets as tfds
+  parts = spec.split(":")
+  if len(parts) not in (2, 3):
+    raise ValueError(f"data.source {spec!r}: expected tfds:<name>[/<config>]:<split>[:<field>].")
+  name, split, field = parts[0], parts[1], parts[2] if len(parts) == 3 else "text"
+  host_split = tfds.even_splits(split, n=process_count)[process_index]
+  for record in tfds.as_numpy(tfds.load(name, split=host_split, shuffle_files=False)):
+    if field not in record:
+      raise KeyError(f"{name} has no text field {field!r}; its fields: {sorted(record)}. Name it "
+                     f"as tfds:{name}:{split}:<field>.")
+    text = record[field].decode("utf-8")
+    doc = [s for p in text.split("\n") for s in split_sentences(p)]
+    if doc:
+      yield doc
+
+
+def read_documents(source: str, process_index: int = 0,
+                   process_count: int = 1) -> Iterator[Document]:
+  """This host's documents of `source`, in a fixed order.
+
+  Files are dealt to hosts when there are at least as many as hosts, else documents are.
+  """
+  if source.startswith("tfds:"):
+    yield from _tfds_documents(source[len("tfds:"):], process_index, process_count)
+    return
+  files = [default_corpus_path()] if source == "default" else _text_files(source)
+  by_file = len(files) >= process_count
+  index = 0
+  for file_number, path in enumerate(files):
+    if by_file and file_number % process_count != process_index:
+      continue
+    for doc in _read_text_file(path):
+      if by_file or index % process_count == process_index:
+        yield doc
+      index += 1

@@ -1,0 +1,253 @@
+"""Tokenizers that run inside tf.data graphs, reading the vocab files of Hugging Face checkpoints.
+
+  * `wordpiece` (BERT, ELECTRA, SpanBERT): `vocab.txt`; `tensorflow_text.FastBertTokenizer`
+    after BERT's own text cleaning, lowercasing and accent stripping (NFD then drop marks, as
+    BERT's BasicTokenizer does; tf_text's built-in lowercasing uses NFKD, which differs on
+    characters such as "½" or "™").
+  * `sentencepiece` (ALBERT): `spiece.model`; `tensorflow_text.SentencepieceTokenizer` after
+    ALBERT's preprocessing (``/'' to ", NFKD, drop marks, lowercase).
+  * `bpe` (RoBERTa): GPT-2's byte-level BPE, `vocab.json` + `merges.txt`. tf_text has no BPE op,
+    so this one step calls the Rust `tokenizers` library (the engine of transformers' own
+    tokenizer) through `tf.numpy_function`, a batch of sentences per call.
+
+`tokenize(strings)` maps a batch of sentences to ragged token ids and ragged word-start flags.
+Word starts follow the vocabulary's marker (`##` continues a word, `▁` and `Ġ` start one), or,
+with `word_boundary="pretokenizer"`, the words of the pre-tokenizer (for vocabularies whose
+pieces carry no marker, as in Chinese, or mark the end of a word instead).
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from bertlab.data import corpus
+
+KINDS = ("wordpiece", "sentencepiece", "bpe")
+WORD_BOUNDARIES = ("marker", "pretokenizer")
+# Special tokens by kind: the names bertlab needs, as each vocabulary spells them.
+SPECIALS = {
+    "wordpiece": dict(pad="[PAD]", unk="[UNK]", cls="[CLS]", sep="[SEP]", mask="[MASK]"),
+    "sentencepiece": dict(pad="<pad>", unk="<unk>", cls="[CLS]", sep="[SEP]", mask="[MASK]"),
+    "bpe": dict(pad="<pad>", unk="<unk>", cls="<s>", sep="</s>", mask="<mask>"),
+}
+VOCAB_FILES = {"wordpiece": ("vocab.txt",), "sentencepiece": ("spiece.model",),
+               "bpe": ("vocab.json", "merges.txt")}
+# Characters BERT's BasicTokenizer deletes: NUL, U+FFFD and control/format characters (not tabs
+# and newlines, which are white space).
+_BERT_DELETED = r"[\x{0}\x{fffd}]|[^\P{C}\t\n\r]"
+
+
+@dataclasses.dataclass
+class Tokenizer:
+  """A vocabulary and the tf graph that applies it; `ids` of the specials are attributes."""
+  kind: str
+  pieces: list[str]
+  lower_case: bool
+  word_boundary: str = "marker"
+  model_proto: bytes | None = None  # sentencepiece
+  merges_path: str | None = None  # bpe
+
+  def __post_init__(self):
+    if self.kind not in KINDS:
+      raise ValueError(f"Unknown tokenizer {self.kind!r}; valid: {', '.join(KINDS)}.")
+    if self.word_boundary not in WORD_BOUNDARIES:
+      raise ValueError(f"Unknown data.word_boundary {self.word_boundary!r}; valid: "
+                       f"{', '.join(WORD_BOUNDARIES)}.")
+    index = {p: i for i, p in enumerate(self.pieces)}
+    names = SPECIALS[self.kind]
+    missing = [tok for tok in names.values() if tok not in index]
+    if missing:
+      raise ValueError(
+          f"The {self.kind} vocabulary ({len(self.pieces)} pieces) lacks the special tokens "
+          f"{missing}. bertlab needs {list(names.values())}: add them to the vocabulary, or "
+          "train one with `python -m bertlab.data.train_tokenizer`.")
+    for name, tok in names.items():
+      setattr(self, f"{name}_id", index[tok])
+    self.special_ids = sorted(index[t] for t in names.values())
+    self._word_start = tf.constant(self._marker_word_starts())
+    self._build()
+
+  @property
+  def vocab_size(self) -> int:
+    return len(self.pieces)
+
+  def _marker_word_starts(self) -> np.ndarray:
+    if self.kind == "wordpiece":
+      return np.array([not p.startswith("##") for p in self.pieces])
+    marker = "▁" if self.kind == "sentencepiece" else "Ġ"
+    return np.array([p.startswith(marker) for p in self.pieces])
+
+  def _build(self):
+    if self.kind == "wordpiece":
+      self._wordpiece = tf_text.FastBertTokenizer(
+          self.pieces, token_out_type=tf.int32, unknown_token="[UNK]",
+          lower_case_nfd_strip_accents=False, support_detokenization=False)
+      if self.word_boundary == "pretokenizer":
+        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            self.pieces, tf.range(len(self.pieces), dtype=tf.int64)), default_value=self.unk_id)
+        self._by_word = tf_text.BertTokenizer(table, token_out_type=tf.int64, lower_case=False)
+    elif self.kind == "sentencepiece":
+      self._sentencepiece = tf_text.SentencepieceTokenizer(model=self.model_proto,
+                                                           out_type=tf.int32)
+    else:
+      from tokenizers import ByteLevelBPETokenizer
+      vocab = {p: i for i, p in enumerate(self.pieces)}
+      merges = _read_merges(self.merges_path)
+      self._bpe = ByteLevelBPETokenizer(vocab, merges, add_prefix_space=False)
+
+  def normalize(self, text: tf.Tensor) -> tf.Tensor:
+    """The reference tokenizer's text normalisation, as tf string ops."""
+    if self.kind == "wordpiece":
+      text = tf.strings.regex_replace(text, _BERT_DELETED, "")
+      if self.lower_case:
+        text = tf_text.normalize_utf8(tf.strings.lower(text, encoding="utf-8"), "NFD")
+        text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+    elif self.kind == "sentencepiece":
+      text = tf.strings.regex_replace(text, "``|''", '"')
+      if self.lower_case:
+        text = tf_text.normalize_utf8(text, "NFKD")
+        text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+        text = tf.strings.lower(text, encoding="utf-8")
+    return text
+
+  def tokenize(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+    """[batch] strings -> (ids, word_starts), both ragged [batch, (pieces)]."""
+    text = self.normalize(text)
+    if self.kind == "bpe":
+      return self._bpe_tokenize(text)
+    if self.word_boundary == "pretokenizer":
+      if self.kind == "wordpiece":
+        by_word = tf.cast(self._by_word.tokenize(text), tf.int32)
+      else:
+        by_word = self._sentencepiece.tokenize(tf.strings.split(text))
+      return by_word.merge_dims(-2, -1), _first_of_each_word(by_word)
+    tokenizer = self._wordpiece if self.kind == "wordpiece" else self._sentencepiece
+    ids = tokenizer.tokenize(text)
+    return ids, tf.ragged.map_flat_values(lambda x: tf.gather(self._word_start, x), ids)
+
+  def _bpe_tokenize(self, text):
+    def encode(batch):
+      encodings = self._bpe.encode_batch([t.decode("utf-8") for t in batch])
+      ids = np.fromiter((i for e in encodings for i in e.ids), np.int32)
+      lengths = np.array([len(e.ids) for e in encodings], np.int64)
+      if self.word_boundary == "marker":
+        starts = self._marker_word_starts()[ids]
+        offsets = np.cumsum(lengths) - lengths
+        starts[offsets[lengths > 0]] = True  # no space before a line's first word
+      else:
+        starts = np.fromiter((w is not None and (k == 0 or w != e.word_ids[k - 1])
+                              for e in encodings for k, w in enumerate(e.word_ids)), bool)
+      return ids, starts, lengths
+    ids, starts, lengths = tf.numpy_function(encode, [text], [tf.int32, tf.bool, tf.int64],
+                                             stateful=False)
+    ids.set_shape([None]), starts.set_shape([None]), lengths.set_shape([None])
+    return (tf.RaggedTensor.from_row_lengths(ids, lengths),
+            tf.RaggedTensor.from_row_lengths(starts, lengths))
+
+  def tokenize_numpy(self, sentences: list[str]) -> list[np.ndarray]:
+    """Ids of each sentence; a convenience for tests and notebooks."""
+    ids, _ = self.tokenize(tf.constant(sentences, tf.string))
+    return [np.array(x, np.int32) for x in ids.to_list()]
+
+  def decode(self, ids) -> list[str]:
+    return [self.pieces[i] for i in ids]
+
+
+def _first_of_each_word(by_word: tf.RaggedTensor) -> tf.RaggedTensor:
+  """[batch, words, pieces] -> [batch, pieces]: True on each word's first piece."""
+  positions = tf.ragged.range(by_word.row_lengths(axis=2))
+  return by_word.with_flat_values(tf.equal(positions.flat_values, 0)).merge_dims(-2, -1)
+
+
+def _read_merges(path: str) -> list[tuple[str, str]]:
+  with open(path, encoding="utf-8") as f:
+    lines = [l.rstrip("\n") for l in f]
+  return [tuple(l.split(" ")) for l in lines if l and not l.startswith("#version")]
+
+
+def _wordpiece_uncased(pieces: list[str], directory: str) -> bool:
+  """do_lower_case from tokenizer_config.json when present, else: no word starts upper case."""
+  config_path = os.path.join(directory, "tokenizer_config.json")
+  if os.path.exists(config_path):
+    with open(config_path, encoding="utf-8") as f:
+      config = json.load(f)
+    if "do_lower_case" in config:
+      return bool(config["do_lower_case"])
+  return not any(p[:1].isupper() for p in pieces if not p.startswith("["))
+
+
+def detect_kind(path: str) -> str:
+  directory = path if os.path.isdir(path) else os.path.dirname(path)
+  for kind, files in VOCAB_FILES.items():
+    if all(os.path.exists(os.path.join(directory, f)) for f in files):
+      if os.path.isdir(path) or os.path.basename(path) in files:
+        return kind
+  raise FileNotFoundError(
+      f"No vocabulary at {path!r}. A vocabulary is a directory (or file) with "
+      + "; ".join(f"{k}: {' + '.join(v)}" for k, v in VOCAB_FILES.items())
+      + ". Train one with `python -m bertlab.data.train_tokenizer`, or use data.vocab=default.")
+
+
+def load_tokenizer(path: str, kind: str | None = None, lower_case: bool | None = None,
+                   word_boundary: str = "marker") -> Tokenizer:
+  """The tokenizer of a vocabulary directory, e.g. a Hugging Face checkpoint's."""
+  found = detect_kind(path)
+  if kind and kind != found:
+    raise ValueError(f"data.tokenizer={kind!r} but {path!r} holds a {found} vocabulary "
+                     f"({' + '.join(VOCAB_FILES[found])}); set data.tokenizer={found!r}.")
+  directory = path if os.path.isdir(path) else os.path.dirname(path)
+  file = lambda name: os.path.join(directory, name)
+  if found == "wordpiece":
+    with open(file("vocab.txt"), encoding="utf-8") as f:
+      pieces = [line.rstrip("\n") for line in f]
+    uncased = _wordpiece_uncased(pieces, directory) if lower_case is None else lower_case
+    return Tokenizer("wordpiece", pieces, uncased, word_boundary)
+  if found == "sentencepiece":
+    import sentencepiece
+    with open(file("spiece.model"), "rb") as f:
+      proto = f.read()
+    processor = sentencepiece.SentencePieceProcessor(model_proto=proto)
+    pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
+    return Tokenizer("sentencepiece", pieces, True if lower_case is None else lower_case,
+                     word_boundary, model_proto=proto)
+  with open(file("vocab.json"), encoding="utf-8") as f:
+    vocab = json.load(f)
+  pieces = [None] * (max(vocab.values()) + 1)
+  for piece, i in vocab.items():
+    pieces[i] = piece
+  pieces = [p if p is not None else f"<unused{i}>" for i, p in enumerate(pieces)]
+  # GPT-2's own vocabulary has none of RoBERTa's specials; like transformers' RobertaTokenizer
+  # given GPT-2's files, append the missing ones after the last id.
+  pieces += [t for t in SPECIALS["bpe"].values() if t not in vocab]
+  return Tokenizer("bpe", pieces, False, word_boundary, merges_path=file("merges.txt"))
+
+
+def default_vocab(kind: str, vocab_size: int) -> str:
+  """A vocabulary of `kind` trained on the embedded corpus, built once and cached."""
+  from bertlab.data import train_tokenizer
+  corpus_path = corpus.default_corpus_path()
+  stem = os.path.splitext(os.path.basename(corpus_path))[0]
+  directory = os.path.join(corpus.cache_dir(), f"vocab-{kind}-{vocab_size}-{stem}")
+  if not os.path.exists(directory):
+    tmp = f"{directory}.{os.getpid()}.tmp"
+    train_tokenizer.train_vocab(kind, [corpus_path], vocab_size, tmp)
+    os.replace(tmp, directory)
+  return directory
+
+
+def tokenizer_from_config(data_config, vocab_size: int | None = None) -> Tokenizer:
+  """`data.tokenizer` / `data.vocab` (a directory, or `default`: trained on the embedded corpus
+  with the model's vocab_size)."""
+  kind = data_config.tokenizer
+  if data_config.vocab == "default":
+    if kind not in KINDS:
+      raise ValueError(f"Unknown data.tokenizer {kind!r}; valid: {', '.join(KINDS)}.")
+    path = default_vocab(kind, vocab_size)
+  else:
+    path = data_config.vocab
+  return load_tokenizer(path, kind, data_config.get("lower_case"),
+                        data_config.get("word_boundary", "marker"))

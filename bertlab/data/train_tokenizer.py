@@ -1,0 +1,80 @@
+"""Train a vocabulary of any kind from a corpus, in the files Hugging Face checkpoints use.
+
+  python -m bertlab.data.train_tokenizer --kind=wordpiece --corpus='wiki/*.txt' \
+      --vocab_size=30522 --out=vocab/
+
+`wordpiece` writes vocab.txt (the `tokenizers` WordPiece trainer, BERT's uncased cleaning),
+`sentencepiece` writes spiece.model (a unigram model with ALBERT's ids: <pad>=0, <unk>=1,
+[CLS]=2, [SEP]=3, [MASK]=4, trained on ALBERT-preprocessed text), `bpe` writes vocab.json +
+merges.txt (byte-level BPE with RoBERTa's specials). `--corpus=default` is the embedded corpus.
+"""
+
+import os
+from typing import Iterator
+
+from absl import app, flags
+
+from bertlab.data import corpus
+
+
+def _sentences(files: list[str]) -> Iterator[str]:
+  for path in files:
+    for doc in corpus._read_text_file(path):
+      yield from doc
+
+
+def train_vocab(kind: str, files: list[str], vocab_size: int, out: str) -> str:
+  """Writes the vocabulary files of `kind` into `out` and returns `out`."""
+  from bertlab.data.tokenizers import SPECIALS, KINDS
+  if kind not in KINDS:
+    raise ValueError(f"Unknown tokenizer kind {kind!r}; valid: {', '.join(KINDS)}.")
+  os.makedirs(out, exist_ok=True)
+  if kind == "wordpiece":
+    from tokenizers import BertWordPieceTokenizer
+    tokenizer = BertWordPieceTokenizer(lowercase=True, strip_accents=True)
+    tokenizer.train_from_iterator(_sentences(files), vocab_size=vocab_size, show_progress=False,
+                                  special_tokens=list(SPECIALS["wordpiece"].values()))
+    tokenizer.save_model(out)
+  elif kind == "bpe":
+    from tokenizers import ByteLevelBPETokenizer
+    tokenizer = ByteLevelBPETokenizer(add_prefix_space=False)
+    specials = SPECIALS["bpe"]
+    tokenizer.train_from_iterator(
+        _sentences(files), vocab_size=vocab_size, show_progress=False,
+        special_tokens=[specials[k] for k in ("cls", "pad", "sep", "unk", "mask")])
+    tokenizer.save_model(out)
+  else:
+    import sentencepiece
+    import tensorflow as tf
+    from bertlab.data.tokenizers import Tokenizer
+    # The same preprocessing the tokenizer applies at run time (lowercasing, accents).
+    normalize = lambda s: Tokenizer.normalize(
+        type("Pre", (), {"kind": "sentencepiece", "lower_case": True})(),
+        tf.constant(s)).numpy().decode("utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=(normalize(s) for s in _sentences(files)),
+        model_prefix=os.path.join(out, "spiece"), vocab_size=vocab_size, model_type="unigram",
+        pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+        character_coverage=0.9995, input_sentence_size=2_000_000, shuffle_input_sentence=True,
+        minloglevel=2, hard_vocab_limit=False)
+    os.remove(os.path.join(out, "spiece.vocab"))
+  return out
+
+
+_KIND = flags.DEFINE_enum("kind", "wordpiece", ["wordpiece", "sentencepiece", "bpe"],
+                          "Which vocabulary to train.")
+_CORPUS = flags.DEFINE_string("corpus", "default",
+                              "Text files (glob; one sentence per line) or `default`.")
+_VOCAB_SIZE = flags.DEFINE_integer("vocab_size", 30000, "Number of pieces.")
+_OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
+
+
+def main(argv):
+  del argv
+  files = [corpus.default_corpus_path()] if _CORPUS.value == "default" else (
+      corpus._text_files(_CORPUS.value))
+  print(train_vocab(_KIND.value, files, _VOCAB_SIZE.value, _OUT.value))
+
+
+if __name__ == "__main__":
+  app.run(main)
