@@ -1,0 +1,240 @@
+"""Example builders: tokenized documents -> fixed-length sequences with segment and sentence labels.
+
+`data.input_format`:
+  * `segment_pair`: BERT's `create_instances_from_document` (Devlin et al., 2019, App. A): A and B
+    are runs of whole sentences filling `seq_len`, shorter targets with `short_seq_prob`;
+  * `sentence_pair`: each segment one natural sentence (Liu et al., 2019, Section 4.2);
+  * `full_sentences`: one token stream over all documents, a separator at each document boundary,
+    cut into full sequences (only the last of the stream is padded);
+  * `doc_sentences`: whole sentences packed up to `seq_len` without crossing a document;
+  * `single`: one contiguous segment of a document (SpanBERT, Joshi et al., 2020, Section 3.3).
+`data.sentence_objective` (pair formats): `nsp` (B from another document half the time),
+`sop` (two consecutive segments, swapped half the time; Lan et al., 2020, Section 3.1) or `none`.
+Label 1 marks NotNext (NSP) or swapped (SOP), as in the original TF code and transformers' heads.
+
+A tokenized sentence is `(ids, word_starts)`; examples are numpy arrays:
+`input_ids` [N, S], `token_type_ids` [N, S], `token_kind` [N, S] (0: special or padding, never
+masked; 1: first piece of a word; 2: a later piece) and `sentence_label` [N].
+"""
+
+import dataclasses
+
+import numpy as np
+
+INPUT_FORMATS = ("segment_pair", "sentence_pair", "full_sentences", "doc_sentences", "single")
+SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
+PAIR_FORMATS = ("segment_pair", "sentence_pair")
+
+Sentence = tuple[np.ndarray, np.ndarray]  # ids, word_starts
+TokenizedDoc = list[Sentence]
+
+
+@dataclasses.dataclass(frozen=True)
+class BuilderConfig:
+  input_format: str
+  sentence_objective: str
+  seq_len: int
+  cls_id: int
+  sep_id: int
+  pad_id: int
+  short_seq_prob: float = 0.1
+
+  def __post_init__(self):
+    if self.input_format not in INPUT_FORMATS:
+      raise ValueError(f"Unknown data.input_format {self.input_format!r}; valid: "
+                       f"{', '.join(INPUT_FORMATS)}.")
+    if self.sentence_objective not in SENTENCE_OBJECTIVES:
+      raise ValueError(f"Unknown data.sentence_objective {self.sentence_objective!r}; valid: "
+                       f"{', '.join(SENTENCE_OBJECTIVES)}.")
+    if self.sentence_objective != "none" and self.input_format not in PAIR_FORMATS:
+      raise ValueError(
+          f"data.sentence_objective={self.sentence_objective!r} needs two segments, but "
+          f"data.input_format={self.input_format!r} makes one; use segment_pair or sentence_pair, "
+          "or set data.sentence_objective=none.")
+    minimum = 8 if self.input_format in PAIR_FORMATS else 4
+    if self.seq_len < minimum:
+      raise ValueError(
+          f"data.seq_len={self.seq_len} is too short for {self.input_format}: it needs "
+          f"{'[CLS] A [SEP] B [SEP] with a few tokens in each segment' if minimum == 8 else '[CLS] x [SEP]'}"
+          f"; set data.seq_len to at least {minimum} (BERT uses 128 and 512).")
+
+
+class _Examples:
+  """Accumulates examples as padded rows."""
+
+  def __init__(self, config: BuilderConfig):
+    self.config, self.rows = config, []
+
+  def add(self, segments: list[Sentence], label: int = 0):
+    c = self.config
+    ids, types, kinds = [c.cls_id], [0], [0]
+    for segment_index, (seg_ids, seg_starts) in enumerate(segments):
+      kind = np.where(seg_starts, 1, 2).astype(np.int8)
+      if len(kind):
+        kind[0] = 1  # a truncated segment may begin inside a word: make that piece a start
+      ids += list(seg_ids) + [c.sep_id]
+      types += [segment_index] * (len(seg_ids) + 1)
+      kinds += list(kind) + [0]
+    self.rows.append((ids, types, kinds, label))
+
+  def add_packed(self, ids, kinds):
+    """A full_sentences / doc_sentences block: ids and kinds already hold inner separators."""
+    c = self.config
+    self.rows.append(([c.cls_id] + list(ids) + [c.sep_id], [0] * (len(ids) + 2),
+                      [0] + list(kinds) + [0], 0))
+
+  def arrays(self) -> dict[str, np.ndarray]:
+    c, n = self.config, len(self.rows)
+    out = dict(input_ids=np.full((n, c.seq_len), c.pad_id, np.int32),
+               token_type_ids=np.zeros((n, c.seq_len), np.int32),
+               token_kind=np.zeros((n, c.seq_len), np.int8),
+               sentence_label=np.zeros((n,), np.int32))
+    for row, (ids, types, kinds, label) in enumerate(self.rows):
+      out["input_ids"][row, :len(ids)] = ids
+      out["token_type_ids"][row, :len(ids)] = types
+      out["token_kind"][row, :len(ids)] = kinds
+      out["sentence_label"][row] = label
+    return out
+
+
+def _concat(sentences: list[Sentence]) -> Sentence:
+  if not sentences:
+    return np.zeros((0,), np.int32), np.zeros((0,), bool)
+  return (np.concatenate([s[0] for s in sentences]), np.concatenate([s[1] for s in sentences]))
+
+
+def truncate_seq_pair(a: Sentence, b: Sentence, max_tokens: int, rng) -> tuple[Sentence, Sentence]:
+  """BERT's truncation: drop one token at a time from the longer segment, from its front or
+  back at random, until the pair fits."""
+  a_lo, a_hi, b_lo, b_hi = 0, len(a[0]), 0, len(b[0])
+  while (a_hi - a_lo) + (b_hi - b_lo) > max_tokens:
+    if a_hi - a_lo > b_hi - b_lo:
+      if rng.random() < 0.5:
+        a_lo += 1
+      else:
+        a_hi -= 1
+    elif rng.random() < 0.5:
+      b_lo += 1
+    else:
+      b_hi -= 1
+  return (a[0][a_lo:a_hi], a[1][a_lo:a_hi]), (b[0][b_lo:b_hi], b[1][b_lo:b_hi])
+
+
+def _random_other_document(docs, current: int, rng) -> int:
+  if len(docs) < 2:
+    raise ValueError("NSP draws NotNext segments from another document, but the corpus has "
+                     "one document. Use a corpus with several documents (blank lines between "
+                     "them), or set data.sentence_objective to sop or none.")
+  other = int(rng.integers(len(docs) - 1))
+  return other + (other >= current)
+
+
+def _segment_pair(docs, d: int, c: BuilderConfig, rng, out: _Examples):
+  """BERT's create_instances_from_document, with SOP as ALBERT's variant of it."""
+  doc, max_tokens = docs[d], c.seq_len - 3
+  target = max_tokens
+  if rng.random() < c.short_seq_prob:
+    target = int(rng.integers(2, max_tokens + 1))
+  chunk, length, i = [], 0, 0
+  while i < len(doc):
+    chunk.append(doc[i])
+    length += len(doc[i][0])
+    if i == len(doc) - 1 or length >= target:
+      a_end = 1 if len(chunk) < 2 else int(rng.integers(1, len(chunk)))
+      a, label = _concat(chunk[:a_end]), 0
+      if c.sentence_objective == "nsp" and (len(chunk) == 1 or rng.random() < 0.5):
+        label, other = 1, docs[_random_other_document(docs, d, rng)]
+        start, b_parts, b_len = int(rng.integers(len(other))), [], 0
+        for sentence in other[start:]:
+          if b_len >= target - len(a[0]):
+            break
+          b_parts.append(sentence)
+          b_len += len(sentence[0])
+        b = _concat(b_parts)
+        i -= len(chunk) - a_end  # the unused sentences start the next example
+      else:
+        b = _concat(chunk[a_end:])
+        if len(b[0]) == 0 and len(a[0]) >= 2:  # one sentence: split it inside
+          cut = int(rng.integers(1, len(a[0])))
+          a, b = (a[0][:cut], a[1][:cut]), (a[0][cut:], a[1][cut:])
+        if c.sentence_objective == "sop" and rng.random() < 0.5:
+          a, b, label = b, a, 1
+      a, b = truncate_seq_pair(a, b, max_tokens, rng)
+      if len(a[0]) and len(b[0]):
+        out.add([a, b], label)
+      chunk, length = [], 0
+    i += 1
+
+
+def _sentence_pair(docs, d: int, c: BuilderConfig, rng, out: _Examples):
+  doc = docs[d]
+  for i in range(0, len(doc) - 1, 2):
+    a, b, label = doc[i], doc[i + 1], 0
+    if c.sentence_objective == "nsp" and rng.random() < 0.5:
+      other = docs[_random_other_document(docs, d, rng)]
+      b, label = other[int(rng.integers(len(other)))], 1
+    elif c.sentence_objective == "sop" and rng.random() < 0.5:
+      a, b, label = b, a, 1
+    a, b = truncate_seq_pair(a, b, c.seq_len - 3, rng)
+    if len(a[0]) and len(b[0]):
+      out.add([a, b], label)
+
+
+def _sentence_runs(doc: TokenizedDoc, max_tokens: int, target: int):
+  """Whole sentences packed greedily up to `target`; a sentence longer than `max_tokens` is cut."""
+  run_ids, run_starts = [], []
+  for ids, starts in doc:
+    for lo in range(0, max(len(ids), 1), max_tokens):
+      piece_ids, piece_starts = ids[lo:lo + max_tokens], starts[lo:lo + max_tokens]
+      if run_ids and sum(map(len, run_ids)) + len(piece_ids) > target:
+        yield _concat(list(zip(run_ids, run_starts)))
+        run_ids, run_starts = [], []
+      run_ids.append(piece_ids)
+      run_starts.append(piece_starts)
+  if run_ids:
+    yield _concat(list(zip(run_ids, run_starts)))
+
+
+def _within_document(docs, d: int, c: BuilderConfig, rng, out: _Examples):
+  max_tokens = c.seq_len - 2
+  target = max_tokens
+  if c.input_format == "single" and rng.random() < c.short_seq_prob:
+    target = int(rng.integers(2, max_tokens + 1))
+  for ids, starts in _sentence_runs(docs[d], max_tokens, target):
+    if len(ids):
+      out.add_packed(ids, np.where(starts, 1, 2))
+
+
+def _full_sentences(docs, c: BuilderConfig, out: _Examples):
+  """One stream over every document, [SEP] between documents, cut every seq_len - 2 tokens."""
+  ids, kinds = [], []
+  for doc in docs:
+    if ids:
+      ids.append(np.array([c.sep_id], np.int32))
+      kinds.append(np.zeros((1,), np.int8))
+    doc_ids, doc_starts = _concat(doc)
+    ids.append(doc_ids)
+    kinds.append(np.where(doc_starts, 1, 2).astype(np.int8))
+  ids, kinds = np.concatenate(ids), np.concatenate(kinds)
+  block = c.seq_len - 2
+  for lo in range(0, len(ids), block):
+    block_kinds = kinds[lo:lo + block].copy()
+    if block_kinds[0] == 2:
+      block_kinds[0] = 1  # a block may begin inside a word
+    out.add_packed(ids[lo:lo + block], block_kinds)
+
+
+def build_examples(docs: list[TokenizedDoc], config: BuilderConfig,
+                   rng: np.random.Generator) -> dict[str, np.ndarray]:
+  """Every example of `docs`, in document order."""
+  docs = [doc for doc in docs if doc]
+  out = _Examples(config)
+  if config.input_format == "full_sentences":
+    if docs:
+      _full_sentences(docs, config, out)
+  else:
+    builder = {"segment_pair": _segment_pair, "sentence_pair": _sentence_pair}.get(
+        config.input_format, _within_document)
+    for d in range(len(docs)):
+      builder(docs, d, config, rng, out)
+  return out.arrays()

@@ -1,0 +1,212 @@
+"""Masked-LM selection on whole batches, in tf ops with stateless random numbers.
+
+The unit of masking is chosen by `data.masking`:
+  * `token`: each word piece (BERT's original masking);
+  * `whole_word`: every piece of a word together (BERT's whole-word masking);
+  * `ngram`: runs of n whole words, p(n) proportional to 1/n for n <= `max_ngram` (ALBERT,
+    Section 4.1, after Joshi et al.);
+  * `span`: runs of whole words whose length in words is Geometric(p=`span_p`) clipped at
+    `max_span_words` (SpanBERT, Section 3.1: p=0.2, at most 10, mean 3.8 words).
+For n-grams and spans the words of each sequence are cut into consecutive runs of sampled
+lengths, so runs never overlap and never cross a [SEP]. Units are visited in random order and
+taken while they fit the budget of round(`mask_rate` x maskable tokens) pieces (at most
+`max_predictions`), skipping a unit that would overshoot, as BERT's create_pretraining_data does
+(here in three vectorised passes). Each selected unit gets one decision: 80% [MASK], 10% a
+random token, 10% kept.
+
+Stateless random numbers keyed by a seed make a batch's masks a pure function of (seed, batch):
+dynamic masking passes a new seed for each epoch and batch; static masking fixes the seeds.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+MASKINGS = ("token", "whole_word", "ngram", "span")
+_GREEDY_PASSES = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskingConfig:
+  masking: str
+  mask_rate: float
+  max_predictions: int
+  mask_id: int
+  vocab_size: int
+  max_span_tokens: int = 10  # SBO target slots per span (the model's max_span_length)
+  max_ngram: int = 3
+  span_p: float = 0.2
+  max_span_words: int = 10
+  mask_prob: float = 0.8
+  random_prob: float = 0.1
+
+  def __post_init__(self):
+    if self.masking not in MASKINGS:
+      raise ValueError(f"Unknown data.masking {self.masking!r}; valid: {', '.join(MASKINGS)}.")
+    if not 0 < self.mask_rate < 1:
+      raise ValueError(f"data.mask_rate={self.mask_rate} must be in (0, 1); BERT uses 0.15.")
+
+  def length_probs(self) -> np.ndarray | None:
+    """p(run length in words = 1, 2, ...) for ngram and span masking."""
+    if self.masking == "ngram":
+      p = 1.0 / np.arange(1, self.max_ngram + 1)
+    elif self.masking == "span":
+      lengths = np.arange(1, self.max_span_words + 1)
+      p = self.span_p * (1 - self.span_p) ** (lengths - 1)
+    else:
+      return None
+    return p / p.sum()
+
+
+def _exclusive_cumsum(x):
+  return tf.cumsum(x, axis=1, exclusive=True)
+
+
+def _unit_ids(token_kind, config: MaskingConfig, seed):
+  """Per token, the index of its masking unit within the row (S for tokens never masked)."""
+  batch, seq_len = tf.shape(token_kind)[0], tf.shape(token_kind)[1]
+  maskable = token_kind > 0
+  after_special = tf.pad(~maskable[:, :-1], [[0, 0], [1, 0]], constant_values=True)
+  # A unit never continues across a special token, whatever the piece's marker says.
+  word_start = tf.equal(token_kind, 1) | (maskable & after_special)
+  if config.masking == "token":
+    unit_start = maskable
+  elif config.masking == "whole_word":
+    unit_start = word_start
+  else:
+    probs = config.length_probs()
+    logits = tf.tile(tf.math.log(tf.constant(probs, tf.float32))[None], [batch, 1])
+    lengths = tf.cast(tf.random.stateless_categorical(logits, seq_len, seed), tf.int32) + 1
+    run_starts = _exclusive_cumsum(lengths)  # word index where each run begins
+    rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(run_starts))
+    keep = run_starts < seq_len
+    indices = tf.stack([tf.boolean_mask(rows, keep), tf.boolean_mask(run_starts, keep)], -1)
+    word_begins_run = tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1], tf.bool),
+                                    [batch, seq_len])
+    word_index = tf.maximum(tf.cumsum(tf.cast(word_start, tf.int32), axis=1) - 1, 0)
+    unit_start = word_start & (tf.gather(word_begins_run, word_index, batch_dims=1)
+                               | after_special)
+  unit_start &= maskable
+  unit = tf.cumsum(tf.cast(unit_start, tf.int32), axis=1) - 1
+  return tf.where(maskable, unit, seq_len), maskable, word_start
+
+
+def _segment_sum(values, unit, num_units):
+  """[B, S] values summed per unit -> [B, num_units]."""
+  batch = tf.shape(unit)[0]
+  flat = unit + tf.range(batch)[:, None] * num_units
+  sums = tf.math.unsorted_segment_sum(tf.reshape(values, [-1]), tf.reshape(flat, [-1]),
+                                      batch * num_units)
+  return tf.reshape(sums, [batch, num_units])
+
+
+def _greedy_select(sizes, valid, budget, limit, priority, coin, passes):
+  """Units in priority order, each taken if it still fits the budget.
+
+  With `passes=0` (span masking) the units are a prefix of the order, and the first unit that
+  would overshoot is taken with probability (budget left) / (its size): the expected number of
+  masked tokens is then the budget, and long spans are not crowded out by short ones at the end.
+  """
+  order = tf.argsort(priority, axis=1, stable=True)
+  sorted_sizes = tf.gather(sizes, order, batch_dims=1)
+  sorted_valid = tf.gather(valid, order, batch_dims=1)
+  taken = tf.zeros_like(sorted_valid)
+  remaining = budget
+  for _ in range(max(passes, 1)):
+    candidate = sorted_valid & ~taken & (sorted_sizes <= remaining[:, None])
+    if not passes:
+      candidate = sorted_valid
+    running = tf.cumsum(tf.where(candidate, sorted_sizes, 0), axis=1)
+    take = candidate & (running <= remaining[:, None])
+    if not passes:
+      take = tf.cumsum(tf.cast(~take & sorted_valid, tf.int32), axis=1) == 0
+      take &= sorted_valid
+    taken |= take
+    remaining -= tf.reduce_sum(tf.where(take, sorted_sizes, 0), axis=1)
+  if not passes:
+    next_unit = sorted_valid & ~taken & (
+        tf.cumsum(tf.cast(sorted_valid & ~taken, tf.int32), axis=1) == 1)
+    size = tf.reduce_sum(tf.where(next_unit, sorted_sizes, 0), axis=1)
+    used = budget - remaining
+    accept = (coin * tf.cast(size, tf.float32) < tf.cast(remaining, tf.float32)) & (
+        used + size <= limit)
+    taken |= next_unit & accept[:, None]
+  return tf.gather(taken, tf.argsort(order, axis=1), batch_dims=1)
+
+
+def _first_k(flags, k):
+  """Indices of the True entries of each row in ascending order, the first k, and their mask."""
+  width = tf.shape(flags)[1]
+  key = tf.where(flags, tf.range(width)[None], width + tf.range(width)[None])
+  index = tf.argsort(key, axis=1, stable=True)[:, :k]
+  present = tf.gather(flags, index, batch_dims=1)
+  return tf.where(present, index, 0), present
+
+
+def mask_batch(batch: dict, config: MaskingConfig, seed) -> dict:
+  """Adds masked `input_ids` and the MLM and SBO targets to a batch of examples.
+
+  Returns the batch with `input_ids` masked and: `masked_positions`, `masked_ids`,
+  `masked_weights` [B, P]; `span_bounds` [B, P, 2] (positions just outside each selected unit, in
+  position order), `span_ids` / `span_weights` [B, P, max_span_tokens] (its pieces, for SBO) and
+  `span_words` [B, P] (its length in words).
+  """
+  ids, token_kind = batch["input_ids"], tf.cast(batch["token_kind"], tf.int32)
+  seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
+  batch_size, seq_len = tf.shape(ids)[0], tf.shape(ids)[1]
+  num_units = seq_len + 1  # the last slot collects the tokens that are never masked
+  unit, maskable, word_start = _unit_ids(token_kind, config, seeds[0])
+  sizes = _segment_sum(tf.cast(maskable, tf.int32), unit, num_units)
+  words = _segment_sum(tf.cast(word_start & maskable, tf.int32), unit, num_units)
+  valid = (sizes > 0) & (tf.range(num_units)[None] < seq_len)
+  num_maskable = tf.reduce_sum(tf.cast(maskable, tf.int32), axis=1)
+  budget = tf.cast(tf.round(tf.cast(num_maskable, tf.float32) * config.mask_rate), tf.int32)
+  budget = tf.minimum(tf.maximum(budget, tf.minimum(num_maskable, 1)), config.max_predictions)
+  priority = tf.random.stateless_uniform([batch_size, num_units], seeds[1])
+  coin = tf.random.stateless_uniform([batch_size], seeds[4])
+  unit_selected = _greedy_select(sizes, valid, budget, config.max_predictions, priority, coin,
+                                 0 if config.masking == "span" else _GREEDY_PASSES)
+
+  decision = tf.random.stateless_uniform([batch_size, num_units], seeds[2])
+  token_selected = tf.gather(unit_selected, unit, batch_dims=1)
+  token_decision = tf.gather(decision, unit, batch_dims=1)
+  random_ids = tf.random.stateless_uniform(tf.shape(ids), seeds[3], 0, config.vocab_size,
+                                           dtype=tf.int32)
+  to_mask = token_selected & (token_decision < config.mask_prob)
+  to_random = token_selected & ~to_mask & (
+      token_decision < config.mask_prob + config.random_prob)
+  masked = tf.where(to_mask, config.mask_id, tf.where(to_random, random_ids, ids))
+
+  p = config.max_predictions
+  positions, present = _first_k(token_selected, p)
+  out = dict(batch)
+  out.update(
+      input_ids=masked, masked_positions=positions,
+      masked_ids=tf.where(present, tf.gather(ids, positions, batch_dims=1), 0),
+      masked_weights=tf.cast(present, tf.float32))
+  out.update(_spans(ids, unit, unit_selected, words, num_units, config))
+  return out
+
+
+def _spans(ids, unit, unit_selected, words, num_units, config: MaskingConfig) -> dict:
+  seq_len = tf.shape(ids)[1]
+  position = tf.broadcast_to(tf.range(seq_len)[None], tf.shape(ids))
+  batch = tf.shape(ids)[0]
+  flat = tf.reshape(unit + tf.range(batch)[:, None] * num_units, [-1])
+  first = tf.reshape(tf.math.unsorted_segment_min(tf.reshape(position, [-1]), flat,
+                                                  batch * num_units), [batch, num_units])
+  last = tf.reshape(tf.math.unsorted_segment_max(tf.reshape(position, [-1]), flat,
+                                                 batch * num_units), [batch, num_units])
+  span_units, present = _first_k(unit_selected, config.max_predictions)
+  span_first = tf.gather(first, span_units, batch_dims=1)
+  span_last = tf.gather(last, span_units, batch_dims=1)
+  bounds = tf.where(present[..., None], tf.stack([span_first - 1, span_last + 1], -1), 0)
+  slot = span_first[..., None] + tf.range(config.max_span_tokens)[None, None]
+  in_span = present[..., None] & (slot <= span_last[..., None])
+  slot = tf.where(in_span, slot, 0)
+  span_ids = tf.reshape(tf.gather(ids, tf.reshape(slot, [batch, -1]), batch_dims=1),
+                        tf.shape(slot))
+  return dict(span_bounds=bounds, span_ids=tf.where(in_span, span_ids, 0),
+              span_weights=tf.cast(in_span, tf.float32),
+              span_words=tf.where(present, tf.gather(words, span_units, batch_dims=1), 0))
