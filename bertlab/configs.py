@@ -72,3 +72,27 @@ def build_model(config: ml_collections.ConfigDict):
   if "electra" in config:
     return ElectraModel(generator_config(config), model_config(config))
   return PretrainingModel(model_config(config))
+
+
+# Tiny configs train their vocabulary on the embedded corpus (data.vocab=default).
+TINY_VOCAB_SIZE = 4096
+
+
+def add_pretraining_sections(config: ml_collections.ConfigDict, size: str,
+                             **data) -> ml_collections.ConfigDict:
+  """The `data` and `train` sections every pretraining config has, with a family's choices.
+
+  `data` keys (see bertlab/data/pipeline.py): where text comes from, how it is tokenized, how
+  examples are built and masked. `train.batch_size` is the global batch over all hosts.
+  """
+  if size == "tiny":
+    config.model.vocab_size = TINY_VOCAB_SIZE
+  config.data = ml_collections.ConfigDict(dict(
+      source="default", tokenizer="wordpiece", vocab="default",
+      lower_case=ml_collections.config_dict.placeholder(bool), word_boundary="marker",
+      seq_len=128, input_format="segment_pair", sentence_objective="nsp", short_seq_prob=0.1,
+      masking="token", mask_rate=0.15, max_predictions=20, max_ngram=3, span_p=0.2,
+      max_span_words=10, dynamic_masking=True, dupe_factor=10, seed=0))
+  config.data.update(data)
+  config.train = ml_collections.ConfigDict(dict(batch_size=32 if size == "tiny" else 256))
+  return config

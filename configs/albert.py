@@ -7,7 +7,7 @@ Tables 3 and 4 are overrides: --config.model.embedding_size=768, --config.model.
 --config.model.num_hidden_groups=2.
 """
 
-from bertlab.configs import base_config, parse_arg
+from bertlab.configs import add_pretraining_sections, base_config, parse_arg
 
 SIZES = {
     "tiny": dict(hidden_size=128, num_layers=4, num_heads=2, intermediate_size=512,
@@ -20,7 +20,7 @@ SIZES = {
 
 
 def get_config(arg=None):
-  _, size = parse_arg(arg, SIZES, default="base")
+  name, size = parse_arg(arg, SIZES, default="base")
   model = dict(
       family="albert", vocab_size=30000, embedding_size=128, num_hidden_groups=1,
       sharing="all",
@@ -29,4 +29,7 @@ def get_config(arg=None):
       # ALBERT v2 drops dropout (Section 4.8).
       dropout_rate=0.0, attention_dropout_rate=0.0, heads=("mlm", "sentence"))
   model.update(size)
-  return base_config(model)
+  # SentencePiece, segment pairs with SOP, n-gram masking (n <= 3, Section 4.1).
+  return add_pretraining_sections(base_config(model), name, tokenizer="sentencepiece",
+                                  input_format="segment_pair", sentence_objective="sop",
+                                  masking="ngram", dynamic_masking=False, dupe_factor=10)

@@ -6,7 +6,7 @@ Sizes: base and large (Table 1 of the paper), the compact mini/small/medium of T
 (2019), and `tiny` for tests. Every key of `model` is a field of bertlab's ModelConfig.
 """
 
-from bertlab.configs import BERT_SIZES, base_config, parse_arg
+from bertlab.configs import BERT_SIZES, add_pretraining_sections, base_config, parse_arg
 
 SIZES = {
     **BERT_SIZES,
@@ -17,5 +17,9 @@ SIZES = {
 
 
 def get_config(arg=None):
-  _, size = parse_arg(arg, SIZES, default="base")
-  return base_config(dict(family="bert", vocab_size=30522, heads=("mlm", "sentence"), **size))
+  name, size = parse_arg(arg, SIZES, default="base")
+  config = base_config(dict(family="bert", vocab_size=30522, heads=("mlm", "sentence"), **size))
+  # Segment pairs with NSP, token masking precomputed 10 times (static, Appendix A.2).
+  return add_pretraining_sections(config, name, input_format="segment_pair",
+                                  sentence_objective="nsp", masking="token",
+                                  dynamic_masking=False, dupe_factor=10)

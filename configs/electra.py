@@ -10,7 +10,7 @@ generators (hidden 256 for small, base and large).
 
 import ml_collections
 
-from bertlab.configs import base_config, parse_arg
+from bertlab.configs import add_pretraining_sections, base_config, parse_arg
 
 SIZES = {
     "tiny": dict(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512,
@@ -25,7 +25,7 @@ SIZES = {
 
 
 def get_config(arg=None):
-  _, size = parse_arg(arg, SIZES, default="small")
+  name, size = parse_arg(arg, SIZES, default="small")
   generator_hidden_size = size.pop("generator_hidden_size")
   config = base_config(dict(family="electra", vocab_size=30522, heads=("rtd",),
                             use_pooler=False, **size))
@@ -33,4 +33,7 @@ def get_config(arg=None):
       generator_hidden_size=float(generator_hidden_size),
       # Weight of the discriminator's loss against the generator's MLM loss (Section 3.2).
       disc_weight=50.0))
-  return config
+  # BERT's WordPiece data without NSP, masked on the fly as the released code does.
+  return add_pretraining_sections(config, name, input_format="segment_pair",
+                                  sentence_objective="none", masking="token",
+                                  dynamic_masking=True)

@@ -3,13 +3,17 @@
   python -m bertlab.main --config=configs/roberta.py:base --workdir=/tmp/roberta --mode=summary
 """
 
-from bertlab.configs import BERT_SIZES, base_config, parse_arg
+from bertlab.configs import BERT_SIZES, add_pretraining_sections, base_config, parse_arg
 
 
 def get_config(arg=None):
-  _, size = parse_arg(arg, BERT_SIZES, default="base")
-  return base_config(dict(
+  name, size = parse_arg(arg, BERT_SIZES, default="base")
+  config = base_config(dict(
       family="roberta", vocab_size=50265,
       # 512 positions after the padding index 1, as fairseq numbers them.
       max_position_embeddings=514, positions_from_padding=True, pad_token_id=1,
       type_vocab_size=1, layer_norm_eps=1e-5, heads=("mlm",), **size))
+  # Byte-level BPE, FULL-SENTENCES without NSP, dynamic masking (Sections 4.1, 4.2, 4.4).
+  return add_pretraining_sections(config, name, tokenizer="bpe", input_format="full_sentences",
+                                  sentence_objective="none", masking="token",
+                                  dynamic_masking=True)

@@ -5,11 +5,15 @@
 BERT's sizes with its cased vocabulary (28,996 word pieces), and `tiny` for tests.
 """
 
-from bertlab.configs import BERT_SIZES, base_config, parse_arg
+from bertlab.configs import BERT_SIZES, add_pretraining_sections, base_config, parse_arg
 
 
 def get_config(arg=None):
-  _, size = parse_arg(arg, BERT_SIZES, default="base")
+  name, size = parse_arg(arg, BERT_SIZES, default="base")
   # No sentence objective, so no pooler is trained.
-  return base_config(dict(family="spanbert", vocab_size=28996, heads=("mlm", "sbo"),
-                          use_pooler=False, max_span_length=10, **size))
+  config = base_config(dict(family="spanbert", vocab_size=28996, heads=("mlm", "sbo"),
+                            use_pooler=False, max_span_length=10, **size))
+  # Single segments, geometric spans of whole words (p=0.2, at most 10), dynamic (Section 3).
+  return add_pretraining_sections(config, name, input_format="single",
+                                  sentence_objective="none", masking="span", span_p=0.2,
+                                  max_span_words=10, dynamic_masking=True)

@@ -1,0 +1,239 @@
+"""Pretraining batches: text -> tokens -> examples -> masked, fixed-shape numpy batches per host.
+
+  data = PretrainingData.from_config(config)          # this host's share of the corpus
+  for batch in data.batches(start_step=0): ...       # numpy dicts, host_batch_size rows each
+
+The pipeline is a pure function of (config, seed, process_index, step): a run restored at step
+N calls `batches(start_step=N)` and gets exactly the batches an uninterrupted run would have
+read next. Epoch e visits this host's examples in a permutation drawn from (seed, host, e);
+dynamic masking draws each batch's mask from (seed, host, e, batch) inside the tf.data graph,
+so a sequence is masked afresh in every epoch; static masking draws `dupe_factor` masks per
+sequence once (as create_pretraining_data writes them) and never again.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import time
+from typing import Iterator
+
+import numpy as np
+import tensorflow as tf
+
+from bertlab.data import corpus, examples, masking
+from bertlab.data.tokenizers import Tokenizer, tokenizer_from_config
+
+MODEL_FIELDS = ("input_ids", "token_type_ids", "attention_mask", "sentence_label",
+                "masked_positions", "masked_ids", "masked_weights", "span_bounds", "span_ids",
+                "span_weights")
+
+
+def tokenize_documents(docs: list[list[str]], tokenizer: Tokenizer,
+                       batch_size: int = 2048) -> list[examples.TokenizedDoc]:
+  """Tokenizes every sentence of `docs` in a parallel tf.data graph."""
+  sentences = [s for doc in docs for s in doc]
+  if not sentences:
+    return []
+  dataset = tf.data.Dataset.from_tensor_slices(tf.constant(sentences, tf.string))
+  dataset = dataset.batch(batch_size).map(tokenizer.tokenize, num_parallel_calls=tf.data.AUTOTUNE,
+                                          deterministic=True).prefetch(2)
+  flat = []
+  for ids, starts in dataset:
+    splits, values = ids.row_splits.numpy(), ids.flat_values.numpy().astype(np.int32)
+    flags = starts.flat_values.numpy().astype(bool)
+    flat += [(values[lo:hi], flags[lo:hi]) for lo, hi in zip(splits[:-1], splits[1:])]
+  out, k = [], 0
+  for doc in docs:
+    out.append([s for s in flat[k:k + len(doc)] if len(s[0])])
+    k += len(doc)
+  return out
+
+
+def builder_config(data_config, tokenizer: Tokenizer) -> examples.BuilderConfig:
+  return examples.BuilderConfig(
+      input_format=data_config.input_format, sentence_objective=data_config.sentence_objective,
+      seq_len=data_config.seq_len, cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id,
+      pad_id=tokenizer.pad_id, short_seq_prob=data_config.short_seq_prob)
+
+
+def masking_config(data_config, tokenizer: Tokenizer,
+                   max_span_tokens: int = 10) -> masking.MaskingConfig:
+  return masking.MaskingConfig(
+      masking=data_config.masking, mask_rate=data_config.mask_rate,
+      max_predictions=data_config.max_predictions, mask_id=tokenizer.mask_id,
+      vocab_size=tokenizer.vocab_size, max_span_tokens=max_span_tokens,
+      max_ngram=data_config.max_ngram, span_p=data_config.span_p,
+      max_span_words=data_config.max_span_words)
+
+
+def _seed(*parts: int) -> tf.Tensor:
+  """A stateless-RNG seed [2] from integers (seed, host, epoch, batch, ...)."""
+  mixed = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint32)
+  return tf.constant(mixed.astype(np.int64))
+
+
+@dataclasses.dataclass
+class PretrainingData:
+  """This host's examples and the tf.data graph that batches and masks them."""
+  examples: dict[str, np.ndarray]
+  tokenizer: Tokenizer
+  masking: masking.MaskingConfig
+  host_batch_size: int
+  dynamic_masking: bool = True
+  dupe_factor: int = 1
+  seed: int = 0
+  process_index: int = 0
+  premasked: bool = False  # examples already carry their masks (static records)
+
+  def __post_init__(self):
+    n = len(self.examples["input_ids"])
+    if n < self.host_batch_size:
+      raise ValueError(
+          f"This host has {n} sequences, fewer than its batch of {self.host_batch_size}. Use a "
+          "larger corpus (data.source), a smaller train.batch_size, or a shorter data.seq_len.")
+    self._mask = tf.function(lambda batch, seed: masking.mask_batch(batch, self.masking, seed))
+    if not self.dynamic_masking and not self.premasked:
+      self.examples = self._static_copies()
+      self.premasked = True
+
+  @classmethod
+  def from_config(cls, config, process_index: int | None = None,
+                  process_count: int | None = None) -> "PretrainingData":
+    import jax
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
+    data = config.data
+    tokenizer = tokenizer_from_config(data, config.model.vocab_size)
+    if tokenizer.vocab_size > config.model.vocab_size:
+      raise ValueError(
+          f"The vocabulary at data.vocab={data.vocab!r} has {tokenizer.vocab_size} pieces but "
+          f"model.vocab_size is {config.model.vocab_size}; set --config.model.vocab_size="
+          f"{tokenizer.vocab_size} (or more).")
+    if config.train.batch_size % process_count:
+      raise ValueError(f"train.batch_size={config.train.batch_size} must divide among "
+                       f"{process_count} hosts.")
+    mask_config = masking_config(data, tokenizer, config.model.get("max_span_length", 10))
+    kwargs = dict(tokenizer=tokenizer, masking=mask_config,
+                  host_batch_size=config.train.batch_size // process_count,
+                  dynamic_masking=data.dynamic_masking, dupe_factor=data.dupe_factor,
+                  seed=data.seed, process_index=process_index)
+    if data.source.startswith("records:"):
+      arrays, premasked = read_records(data.source[len("records:"):], process_index,
+                                       process_count)
+      return cls(arrays, premasked=premasked, **kwargs)
+    docs = list(corpus.read_documents(data.source, process_index, process_count))
+    if not docs:
+      raise ValueError(f"data.source={data.source!r} has no documents for host {process_index}"
+                       f" of {process_count}: is the corpus empty?")
+    tokenized = tokenize_documents(docs, tokenizer)
+    rng = np.random.default_rng([data.seed, process_index])
+    arrays = examples.build_examples(tokenized, builder_config(data, tokenizer), rng)
+    return cls(arrays, **kwargs)
+
+  @property
+  def num_sequences(self) -> int:
+    return len(self.examples["input_ids"])
+
+  @property
+  def batches_per_epoch(self) -> int:
+    return self.num_sequences // self.host_batch_size
+
+  def mask(self, batch: dict, seed: tf.Tensor) -> dict:
+    return self._mask(batch, seed)
+
+  def _static_copies(self) -> dict[str, np.ndarray]:
+    """`dupe_factor` masked copies of every sequence, each with its own fixed mask."""
+    copies = [self.mask_all(self.examples, _seed(self.seed, self.process_index, 1, k))
+              for k in range(self.dupe_factor)]
+    return {key: np.concatenate([c[key] for c in copies]) for key in copies[0]}
+
+  def mask_all(self, arrays: dict, seed: tf.Tensor, chunk: int = 4096) -> dict:
+    out = []
+    for lo in range(0, len(arrays["input_ids"]), chunk):
+      part = {k: v[lo:lo + chunk] for k, v in arrays.items()}
+      out.append({k: v.numpy() for k, v in self.mask(_with_attention(part, self.tokenizer),
+                                                       seed + lo).items()})
+    return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
+
+  def epoch_dataset(self, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
+    """The batches of one epoch from `skip_batches` on, as a tf.data graph."""
+    order = np.random.default_rng([self.seed, self.process_index, epoch]).permutation(
+        self.num_sequences)[:self.batches_per_epoch * self.host_batch_size]
+    order = order.reshape(self.batches_per_epoch, self.host_batch_size)[skip_batches:]
+    arrays = {k: tf.constant(v) for k, v in self.examples.items()}
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.range(skip_batches, self.batches_per_epoch), order))
+
+    def gather(index, rows):
+      batch = _with_attention({k: tf.gather(v, rows) for k, v in arrays.items()}, self.tokenizer)
+      if self.premasked:
+        return batch
+      seed = tf.stack([_seed(self.seed, self.process_index, 0, epoch)[0],
+                       tf.cast(index, tf.int64)])
+      return masking.mask_batch(batch, self.masking, seed)
+
+    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+  def batches(self, start_step: int = 0, prefetch: int = 2) -> Iterator[dict[str, np.ndarray]]:
+    """Batches from global step `start_step` on, forever."""
+    epoch, skip = divmod(start_step, self.batches_per_epoch)
+    while True:
+      dataset = self.epoch_dataset(epoch, skip).prefetch(prefetch)
+      yield from dataset.as_numpy_iterator()
+      epoch, skip = epoch + 1, 0
+
+
+def _with_attention(batch: dict, tokenizer: Tokenizer) -> dict:
+  """The attention mask comes from the unmasked ids: a random replacement may be the pad id."""
+  if "attention_mask" in batch:
+    return batch
+  ids = batch["input_ids"]
+  if isinstance(ids, np.ndarray):
+    return {**batch, "attention_mask": (ids != tokenizer.pad_id).astype(np.int32)}
+  return {**batch, "attention_mask": tf.cast(tf.not_equal(ids, tokenizer.pad_id), tf.int32)}
+
+
+# ---- TFRecords: what create_pretraining_data writes and the pipeline reads back ----
+
+def _feature(array: np.ndarray) -> tf.train.Feature:
+  flat = array.reshape(-1)
+  if flat.dtype.kind == "f":
+    return tf.train.Feature(float_list=tf.train.FloatList(value=flat))
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=flat.astype(np.int64)))
+
+
+def write_records(path: str, arrays: dict[str, np.ndarray]) -> int:
+  """One tf.train.Example per row; the shapes and dtypes go to `path`.json."""
+  n = len(arrays["input_ids"])
+  with tf.io.TFRecordWriter(path) as writer:
+    for row in range(n):
+      features = {k: _feature(v[row]) for k, v in arrays.items()}
+      writer.write(tf.train.Example(features=tf.train.Features(feature=features))
+                   .SerializeToString())
+  spec = {k: dict(shape=list(v.shape[1:]), dtype=str(v.dtype)) for k, v in arrays.items()}
+  with open(path + ".json", "w") as f:
+    json.dump(dict(num_examples=n, features=spec), f)
+  return n
+
+
+def read_records(pattern: str, process_index: int = 0,
+                 process_count: int = 1) -> tuple[dict[str, np.ndarray], bool]:
+  """This host's records of `pattern` -> (arrays, whether they carry masks)."""
+  files = sorted(f for f in glob.glob(pattern) if not f.endswith(".json"))
+  if not files:
+    raise FileNotFoundError(f"data.source=records:{pattern} matches no TFRecord file; write "
+                            "some with `python -m bertlab.data.create_pretraining_data`.")
+  if len(files) < process_count:
+    raise ValueError(f"{len(files)} record files for {process_count} hosts: write at least one "
+                     "shard per host (create_pretraining_data --num_output_shards).")
+  files = files[process_index::process_count]
+  with open(files[0] + ".json") as f:
+    spec = json.load(f)["features"]
+  features = {k: tf.io.FixedLenFeature(v["shape"], tf.float32 if "float" in v["dtype"]
+                                       else tf.int64) for k, v in spec.items()}
+  dataset = tf.data.TFRecordDataset(files).batch(4096).map(
+      lambda x: tf.io.parse_example(x, features))
+  parts = list(dataset.as_numpy_iterator())
+  arrays = {k: np.concatenate([p[k] for p in parts]).astype(spec[k]["dtype"]) for k in spec}
+  return arrays, "masked_positions" in arrays
