@@ -5,12 +5,13 @@ from ml_collections import config_flags
 
 from bertlab import summary
 
-MODES = ("summary",)
+MODES = ("summary", "inspect_data")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its argument.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go.")
 _MODE = flags.DEFINE_enum("mode", "summary", MODES, "What to do with the configured model.")
+_BATCHES = flags.DEFINE_integer("batches", 10, "inspect_data: how many batches to read.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -19,6 +20,9 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if _MODE.value == "summary":
     print("\n".join(summary.summary_lines(_CONFIG.value)))
+  elif _MODE.value == "inspect_data":
+    from bertlab.data import inspect
+    print("\n".join(inspect.inspect_lines(_CONFIG.value, _BATCHES.value)))
 
 
 if __name__ == "__main__":

@@ -16,4 +16,6 @@ def get_config(arg=None):
   # Single segments, geometric spans of whole words (p=0.2, at most 10), dynamic (Section 3).
   return add_pretraining_sections(config, name, input_format="single",
                                   sentence_objective="none", masking="span", span_p=0.2,
-                                  max_span_words=10, dynamic_masking=True)
+                                  max_span_words=10, dynamic_masking=True,
+                                  # room for the last span, taken whole (bertlab/data/masking.py)
+                                  max_predictions=32)

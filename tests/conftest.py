@@ -18,3 +18,9 @@ def load_config(spec: str):
 
 
 sys.modules.setdefault("bertlab_test_helpers", sys.modules[__name__])
+
+
+def pytest_configure(config):
+  """The embedded corpus and default vocabularies go to a cache shared by the test session."""
+  import tempfile
+  os.environ.setdefault("BERTLAB_CACHE", os.path.join(tempfile.gettempdir(), "bertlab-test-cache"))

@@ -107,6 +107,9 @@ class Tokenizer:
         text = tf_text.normalize_utf8(tf.strings.lower(text, encoding="utf-8"), "NFD")
         text = tf.strings.regex_replace(text, r"\p{Mn}", "")
     elif self.kind == "sentencepiece":
+      # The op reads C strings: a NUL would end the text. Any character outside the vocabulary
+      # (a private-use one here) becomes <unk>, as NUL does in the reference.
+      text = tf.strings.regex_replace(text, r"\x{0}", "\uE000")
       text = tf.strings.regex_replace(text, "``|''", '"')
       if self.lower_case:
         text = tf_text.normalize_utf8(text, "NFKD")
@@ -123,7 +126,9 @@ class Tokenizer:
       if self.kind == "wordpiece":
         by_word = tf.cast(self._by_word.tokenize(text), tf.int32)
       else:
-        by_word = self._sentencepiece.tokenize(tf.strings.split(text))
+        words = tf.strings.split(text)
+        by_word = tf.RaggedTensor.from_row_splits(
+            self._sentencepiece.tokenize(words.flat_values), words.row_splits)
       return by_word.merge_dims(-2, -1), _first_of_each_word(by_word)
     tokenizer = self._wordpiece if self.kind == "wordpiece" else self._sentencepiece
     ids = tokenizer.tokenize(text)
@@ -159,7 +164,7 @@ class Tokenizer:
 
 def _first_of_each_word(by_word: tf.RaggedTensor) -> tf.RaggedTensor:
   """[batch, words, pieces] -> [batch, pieces]: True on each word's first piece."""
-  positions = tf.ragged.range(by_word.row_lengths(axis=2))
+  positions = tf.ragged.range(by_word.values.row_lengths())  # [all words, (pieces)]
   return by_word.with_flat_values(tf.equal(positions.flat_values, 0)).merge_dims(-2, -1)
 
 
@@ -170,14 +175,16 @@ def _read_merges(path: str) -> list[tuple[str, str]]:
 
 
 def _wordpiece_uncased(pieces: list[str], directory: str) -> bool:
-  """do_lower_case from tokenizer_config.json when present, else: no word starts upper case."""
+  """do_lower_case from tokenizer_config.json when present, else: no pieces in upper case."""
   config_path = os.path.join(directory, "tokenizer_config.json")
   if os.path.exists(config_path):
     with open(config_path, encoding="utf-8") as f:
       config = json.load(f)
     if "do_lower_case" in config:
       return bool(config["do_lower_case"])
-  return not any(p[:1].isupper() for p in pieces if not p.startswith("["))
+  # A cased vocabulary has hundreds of capitalised pieces; an uncased one may still hold a few
+  # symbols such as "ℝ".
+  return sum(p[:1].isascii() and p[:1].isupper() for p in pieces) < 10
 
 
 def detect_kind(path: str) -> str:
