@@ -11,8 +11,11 @@ For n-grams and spans the words of each sequence are cut into consecutive runs o
 lengths, so runs never overlap and never cross a [SEP]. Units are visited in random order and
 taken while they fit the budget of round(`mask_rate` x maskable tokens) pieces (at most
 `max_predictions`), skipping a unit that would overshoot, as BERT's create_pretraining_data does
-(here in three vectorised passes). Each selected unit gets one decision: 80% [MASK], 10% a
-random token, 10% kept.
+(here in three vectorised passes). N-grams and spans are instead taken as a prefix of the random
+order plus, by a coin weighted with the budget left, the unit that would overshoot: refilling
+the budget with short units would skew the lengths (measured: n-gram shares 0.58/0.26/0.16
+against 1/n's 0.55/0.27/0.18 at 128 tokens; spans 3.66 words against 3.8 at 512). Each
+selected unit gets one decision: 80% [MASK], 10% a random token, 10% kept.
 
 Stateless random numbers keyed by a seed make a batch's masks a pure function of (seed, batch):
 dynamic masking passes a new seed for each epoch and batch; static masking fixes the seeds.
@@ -166,7 +169,7 @@ def mask_batch(batch: dict, config: MaskingConfig, seed) -> dict:
   priority = tf.random.stateless_uniform([batch_size, num_units], seeds[1])
   coin = tf.random.stateless_uniform([batch_size], seeds[4])
   unit_selected = _greedy_select(sizes, valid, budget, config.max_predictions, priority, coin,
-                                 0 if config.masking == "span" else _GREEDY_PASSES)
+                                 0 if config.masking in ("ngram", "span") else _GREEDY_PASSES)
 
   decision = tf.random.stateless_uniform([batch_size, num_units], seeds[2])
   token_selected = tf.gather(unit_selected, unit, batch_dims=1)
