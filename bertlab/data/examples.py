@@ -142,7 +142,9 @@ def _segment_pair(docs, d: int, c: BuilderConfig, rng, out: _Examples):
     if i == len(doc) - 1 or length >= target:
       a_end = 1 if len(chunk) < 2 else int(rng.integers(1, len(chunk)))
       a, label = _concat(chunk[:a_end]), 0
-      if c.sentence_objective == "nsp" and (len(chunk) == 1 or rng.random() < 0.5):
+      # BERT also takes a random B whenever the chunk is one sentence, which tips the labels
+      # towards NotNext; here a one-sentence IsNext pair is split inside instead (below).
+      if c.sentence_objective == "nsp" and rng.random() < 0.5:
         label, other = 1, docs[_random_other_document(docs, d, rng)]
         start, b_parts, b_len = int(rng.integers(len(other))), [], 0
         for sentence in other[start:]:

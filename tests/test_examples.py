@@ -1,0 +1,114 @@
+"""Example builders: NSP, SOP, packing and truncation, as the papers describe them."""
+
+import numpy as np
+import pytest
+
+from bertlab.data.examples import BuilderConfig, build_examples, truncate_seq_pair
+
+CLS, SEP, PAD = 2, 3, 0
+DOC_STRIDE = 100_000  # document d holds ids in [d * DOC_STRIDE, (d + 1) * DOC_STRIDE)
+
+
+def _docs(num_docs=300, seed=0):
+  """Documents whose ids count up from d * DOC_STRIDE: each token knows its document and place."""
+  rng = np.random.default_rng(seed)
+  docs = []
+  for d in range(num_docs):
+    next_id, doc = d * DOC_STRIDE + 10, []
+    for _ in range(int(rng.integers(2, 30))):
+      n = int(rng.integers(3, 25))
+      doc.append((np.arange(next_id, next_id + n, dtype=np.int32), np.ones(n, bool)))
+      next_id += n
+    docs.append(doc)
+  return docs
+
+
+def _build(input_format, objective="none", seq_len=64, docs=None, seed=0):
+  config = BuilderConfig(input_format, objective, seq_len, CLS, SEP, PAD)
+  return build_examples(docs or _docs(), config, np.random.default_rng(seed))
+
+
+def _segments(row_ids, row_types):
+  real = row_ids != PAD
+  body = (row_ids != CLS) & (row_ids != SEP) & real
+  return [row_ids[body & (row_types == t)] for t in (0, 1)]
+
+
+def test_nsp_labels_half_and_notnext_from_another_document():
+  out = _build("segment_pair", "nsp", seq_len=128, docs=_docs(1500))
+  labels = out["sentence_label"]
+  assert len(labels) > 3000
+  assert labels.mean() == pytest.approx(0.5, abs=0.02)
+  for ids, types, label in zip(out["input_ids"], out["token_type_ids"], labels):
+    a, b = _segments(ids, types)
+    same_doc = a[0] // DOC_STRIDE == b[0] // DOC_STRIDE
+    assert same_doc == (label == 0)  # 1 = NotNext, drawn from another document
+    if label == 0:  # IsNext: B continues A
+      assert b[0] > a[-1]
+
+
+def test_sop_swaps_half_and_a_swapped_pair_is_the_same_segments_reversed():
+  out = _build("segment_pair", "sop", seq_len=128, docs=_docs(1500))
+  labels = out["sentence_label"]
+  assert labels.mean() == pytest.approx(0.5, abs=0.02)
+  for ids, types, label in zip(out["input_ids"], out["token_type_ids"], labels):
+    a, b = _segments(ids, types)
+    assert a[0] // DOC_STRIDE == b[0] // DOC_STRIDE  # always one document
+    first, second = (b, a) if label else (a, b)
+    # Consecutive segments (before truncation trims their outer ends): first then second.
+    assert np.all(np.diff(first) == 1) and np.all(np.diff(second) == 1)
+    assert second[0] == first[-1] + 1 or (second[0] > first[-1])
+
+
+def test_segment_pair_fills_the_sequence_and_sometimes_targets_shorter():
+  out = _build("segment_pair", "nsp", seq_len=128, docs=_docs(1500))
+  lengths = (out["input_ids"] != PAD).sum(1)
+  assert lengths.max() == 128
+  assert (out["input_ids"][:, 0] == CLS).all()
+  assert np.mean(lengths < 64) > 0.05  # short_seq_prob = 0.1 makes some short targets
+
+
+def test_full_sentences_pads_only_the_last_sequence_and_separates_documents():
+  docs = _docs(200)
+  out = _build("full_sentences", seq_len=64, docs=docs)
+  padded = (out["input_ids"] == PAD).any(1)
+  assert not padded[:-1].any()
+  lengths = (out["input_ids"] != PAD).sum(1)
+  body = np.concatenate([ids[1:n - 1] for ids, n in zip(out["input_ids"], lengths)])
+  # The stream: every token once, in order, a [SEP] at each of the 199 document boundaries.
+  assert (body == SEP).sum() == len(docs) - 1
+  expected = np.concatenate([np.concatenate([s[0] for s in doc]) for doc in docs])
+  np.testing.assert_array_equal(body[body != SEP], expected)
+
+
+@pytest.mark.parametrize("input_format", ["doc_sentences", "single"])
+def test_within_document_formats_never_cross_a_document(input_format):
+  out = _build(input_format, seq_len=64)
+  for ids in out["input_ids"]:
+    body = ids[(ids != CLS) & (ids != SEP) & (ids != PAD)]
+    assert len(set(body // DOC_STRIDE)) == 1
+  assert (out["token_type_ids"] == 0).all()
+
+
+def test_truncate_seq_pair_trims_the_longer_segment_until_the_pair_fits():
+  rng = np.random.default_rng(0)
+  a = (np.arange(50), np.ones(50, bool))
+  b = (np.arange(10), np.ones(10, bool))
+  ta, tb = truncate_seq_pair(a, b, 30, rng)
+  assert len(ta[0]) + len(tb[0]) == 30 and len(tb[0]) == 10
+  assert np.all(np.diff(ta[0]) == 1)  # a contiguous run: cut from the front and the back
+
+
+def test_seq_len_too_short_for_two_segments_says_what_to_change():
+  with pytest.raises(ValueError, match="set data.seq_len to at least 8"):
+    BuilderConfig("segment_pair", "nsp", 5, CLS, SEP, PAD)
+
+
+def test_sentence_objective_without_pairs_is_refused():
+  with pytest.raises(ValueError, match="needs two segments.*sentence_objective=none"):
+    BuilderConfig("full_sentences", "nsp", 128, CLS, SEP, PAD)
+
+
+def test_nsp_on_a_single_document_says_what_to_change():
+  with pytest.raises(ValueError, match="one document"):
+    _build("segment_pair", "nsp", docs=_docs(1))
