@@ -67,21 +67,23 @@ class _Examples:
 
   def add(self, segments: list[Sentence], label: int = 0):
     c = self.config
-    ids, types, kinds = [c.cls_id], [0], [0]
+    ids, types, kinds = [np.array([c.cls_id], np.int32)], [np.zeros(1, np.int32)], [
+        np.zeros(1, np.int8)]
     for segment_index, (seg_ids, seg_starts) in enumerate(segments):
       kind = np.where(seg_starts, 1, 2).astype(np.int8)
       if len(kind):
         kind[0] = 1  # a truncated segment may begin inside a word: make that piece a start
-      ids += list(seg_ids) + [c.sep_id]
-      types += [segment_index] * (len(seg_ids) + 1)
-      kinds += list(kind) + [0]
-    self.rows.append((ids, types, kinds, label))
+      ids += [np.asarray(seg_ids, np.int32), np.array([c.sep_id], np.int32)]
+      types.append(np.full(len(seg_ids) + 1, segment_index, np.int32))
+      kinds += [kind, np.zeros(1, np.int8)]
+    self.rows.append((np.concatenate(ids), np.concatenate(types), np.concatenate(kinds), label))
 
   def add_packed(self, ids, kinds):
-    """A full_sentences / doc_sentences block: ids and kinds already hold inner separators."""
+    """A doc_sentences / single block: ids and kinds without [CLS] and [SEP]."""
     c = self.config
-    self.rows.append(([c.cls_id] + list(ids) + [c.sep_id], [0] * (len(ids) + 2),
-                      [0] + list(kinds) + [0], 0))
+    self.rows.append((np.concatenate([[c.cls_id], ids, [c.sep_id]]).astype(np.int32),
+                      np.zeros(len(ids) + 2, np.int32),
+                      np.concatenate([[0], kinds, [0]]).astype(np.int8), 0))
 
   def arrays(self) -> dict[str, np.ndarray]:
     c, n = self.config, len(self.rows)
@@ -207,23 +209,35 @@ def _within_document(docs, d: int, c: BuilderConfig, rng, out: _Examples):
       out.add_packed(ids, np.where(starts, 1, 2))
 
 
-def _full_sentences(docs, c: BuilderConfig, out: _Examples):
+def _full_sentences(docs, c: BuilderConfig) -> dict[str, np.ndarray]:
   """One stream over every document, [SEP] between documents, cut every seq_len - 2 tokens."""
-  ids, kinds = [], []
+  parts_ids, parts_kinds = [], []
   for doc in docs:
-    if ids:
-      ids.append(np.array([c.sep_id], np.int32))
-      kinds.append(np.zeros((1,), np.int8))
+    if parts_ids:
+      parts_ids.append(np.array([c.sep_id], np.int32))
+      parts_kinds.append(np.zeros((1,), np.int8))
     doc_ids, doc_starts = _concat(doc)
-    ids.append(doc_ids)
-    kinds.append(np.where(doc_starts, 1, 2).astype(np.int8))
-  ids, kinds = np.concatenate(ids), np.concatenate(kinds)
+    parts_ids.append(doc_ids.astype(np.int32))
+    parts_kinds.append(np.where(doc_starts, 1, 2).astype(np.int8))
+  ids, kinds = np.concatenate(parts_ids), np.concatenate(parts_kinds)
   block = c.seq_len - 2
-  for lo in range(0, len(ids), block):
-    block_kinds = kinds[lo:lo + block].copy()
-    if block_kinds[0] == 2:
-      block_kinds[0] = 1  # a block may begin inside a word
-    out.add_packed(ids[lo:lo + block], block_kinds)
+  rows = -(-len(ids) // block)
+  body_ids = np.full((rows, block), c.pad_id, np.int32)
+  body_kinds = np.zeros((rows, block), np.int8)
+  body_ids.reshape(-1)[:len(ids)], body_kinds.reshape(-1)[:len(ids)] = ids, kinds
+  body_kinds[:, 0] = np.where(body_kinds[:, 0] == 2, 1, body_kinds[:, 0])  # may begin mid-word
+  out = dict(input_ids=np.full((rows, c.seq_len), c.pad_id, np.int32),
+             token_type_ids=np.zeros((rows, c.seq_len), np.int32),
+             token_kind=np.zeros((rows, c.seq_len), np.int8),
+             sentence_label=np.zeros((rows,), np.int32))
+  out["input_ids"][:, 0] = c.cls_id
+  out["input_ids"][:, 1:-1], out["token_kind"][:, 1:-1] = body_ids, body_kinds
+  out["input_ids"][:, -1] = c.sep_id
+  last = len(ids) - (rows - 1) * block  # the last block closes right after its tokens
+  if last < block:
+    out["input_ids"][-1, last + 1:] = c.pad_id
+    out["input_ids"][-1, last + 1] = c.sep_id
+  return out
 
 
 def build_examples(docs: list[TokenizedDoc], config: BuilderConfig,
@@ -232,11 +246,9 @@ def build_examples(docs: list[TokenizedDoc], config: BuilderConfig,
   docs = [doc for doc in docs if doc]
   out = _Examples(config)
   if config.input_format == "full_sentences":
-    if docs:
-      _full_sentences(docs, config, out)
-  else:
-    builder = {"segment_pair": _segment_pair, "sentence_pair": _sentence_pair}.get(
-        config.input_format, _within_document)
-    for d in range(len(docs)):
-      builder(docs, d, config, rng, out)
+    return _full_sentences(docs, config) if docs else out.arrays()
+  builder = {"segment_pair": _segment_pair, "sentence_pair": _sentence_pair}.get(
+      config.input_format, _within_document)
+  for d in range(len(docs)):
+    builder(docs, d, config, rng, out)
   return out.arrays()

@@ -24,6 +24,7 @@ import tensorflow as tf
 from bertlab.data import corpus, examples, masking
 from bertlab.data.tokenizers import Tokenizer, tokenizer_from_config
 
+_MASK_CHUNK_ROWS = 256
 MODEL_FIELDS = ("input_ids", "token_type_ids", "attention_mask", "sentence_label",
                 "masked_positions", "masked_ids", "masked_weights", "span_bounds", "span_ids",
                 "span_weights")
@@ -156,32 +157,56 @@ class PretrainingData:
                                                        seed + lo).items()})
     return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
 
-  def epoch_dataset(self, epoch: int, skip_batches: int = 0) -> tf.data.Dataset:
-    """The batches of one epoch from `skip_batches` on, as a tf.data graph."""
-    order = np.random.default_rng([self.seed, self.process_index, epoch]).permutation(
-        self.num_sequences)[:self.batches_per_epoch * self.host_batch_size]
-    order = order.reshape(self.batches_per_epoch, self.host_batch_size)[skip_batches:]
+  @property
+  def batches_per_chunk(self) -> int:
+    """Batches masked together in one graph call (~256 rows: per-call overhead dominates small
+    batches). Depends only on the host batch size, so the masks do too."""
+    return max(1, _MASK_CHUNK_ROWS // self.host_batch_size)
+
+  def dataset(self, start_step: int = 0) -> tf.data.Dataset:
+    """Every batch from global step `start_step` on, epoch after epoch, as one tf.data graph.
+
+    Epoch e shuffles this host's sequences with a stateless permutation keyed by (seed, host, e);
+    chunks of `batches_per_chunk` batches are gathered and masked together, keyed by (e, chunk).
+    A restored run skips whole chunks before any work is done, then the batches of a part.
+    """
+    batch, per_chunk = self.host_batch_size, self.batches_per_chunk
+    chunk_rows, rows_per_epoch = per_chunk * batch, self.batches_per_epoch * batch
+    num_chunks = -(-self.batches_per_epoch // per_chunk)
     arrays = {k: tf.constant(v) for k, v in self.examples.items()}
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (tf.range(skip_batches, self.batches_per_epoch), order))
+    host_seed = _seed(self.seed, self.process_index)
 
-    def gather(index, rows):
-      batch = _with_attention({k: tf.gather(v, rows) for k, v in arrays.items()}, self.tokenizer)
-      if self.premasked:
-        return batch
-      seed = tf.stack([_seed(self.seed, self.process_index, 0, epoch)[0],
-                       tf.cast(index, tf.int64)])
-      return masking.mask_batch(batch, self.masking, seed)
+    def epoch_chunks(epoch):
+      order = tf.random.experimental.stateless_shuffle(
+          tf.range(self.num_sequences), tf.stack([host_seed[0], epoch]))[:rows_per_epoch]
+      order = tf.pad(order, [[0, num_chunks * chunk_rows - rows_per_epoch]], constant_values=-1)
+      return tf.data.Dataset.from_tensor_slices((
+          tf.fill([num_chunks], epoch), tf.range(num_chunks, dtype=tf.int64),
+          tf.reshape(order, [num_chunks, chunk_rows])))
 
-    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    def chunk(epoch, index, rows):
+      rows = tf.boolean_mask(rows, rows >= 0)
+      out = _with_attention({k: tf.gather(v, rows) for k, v in arrays.items()}, self.tokenizer)
+      if not self.premasked:
+        seed = tf.stack([host_seed[1] + epoch, index])
+        out = masking.mask_batch(out, self.masking, seed)
+      return {k: tf.reshape(v, tf.concat([[-1, batch], tf.shape(v)[1:]], 0))
+              for k, v in out.items()}
 
-  def batches(self, start_step: int = 0, prefetch: int = 2) -> Iterator[dict[str, np.ndarray]]:
-    """Batches from global step `start_step` on, forever."""
     epoch, skip = divmod(start_step, self.batches_per_epoch)
-    while True:
-      dataset = self.epoch_dataset(epoch, skip).prefetch(prefetch)
-      yield from dataset.as_numpy_iterator()
-      epoch, skip = epoch + 1, 0
+    return (tf.data.Dataset.range(epoch, 2**62).flat_map(epoch_chunks)
+            .skip(skip // per_chunk)
+            .map(chunk, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .unbatch().skip(skip % per_chunk))
+
+  def batches(self, start_step: int = 0, prefetch: int = 4) -> Iterator[dict[str, np.ndarray]]:
+    """Numpy batches from global step `start_step` on, forever."""
+    return self.dataset(start_step).prefetch(prefetch).as_numpy_iterator()
+
+  def epoch_batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
+    """The batches of one epoch."""
+    return self.dataset(epoch * self.batches_per_epoch).take(
+        self.batches_per_epoch).prefetch(4).as_numpy_iterator()
 
 
 def _with_attention(batch: dict, tokenizer: Tokenizer) -> dict:
