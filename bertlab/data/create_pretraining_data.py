@@ -57,11 +57,9 @@ class ShardWriter:
     if not len(arrays["input_ids"]):
       return 0
     if not data.dynamic_masking:
-      holder = pipeline.PretrainingData(arrays, self.tokenizer, self.masking, host_batch_size=1,
-                                        dupe_factor=data.dupe_factor, seed=data.seed,
-                                        process_index=chunk_index, dynamic_masking=False)
-      arrays = holder.examples
-      order = rng.permutation(len(arrays["input_ids"]))
+      arrays = pipeline.static_masked_copies(arrays, self.masking, self.tokenizer,
+                                             data.dupe_factor, (data.seed, chunk_index))
+      order = rng.permutation(len(arrays["input_ids"]))  # BERT shuffles the copies together
       arrays = {k: v[order] for k, v in arrays.items()}
     tmp = f"{path}.tmp"
     count = pipeline.write_records(tmp, arrays)

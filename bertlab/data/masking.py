@@ -22,6 +22,7 @@ dynamic masking passes a new seed for each epoch and batch; static masking fixes
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -213,3 +214,18 @@ def _spans(ids, unit, unit_selected, words, num_units, config: MaskingConfig) ->
   return dict(span_bounds=bounds, span_ids=tf.where(in_span, span_ids, 0),
               span_weights=tf.cast(in_span, tf.float32),
               span_words=tf.where(present, tf.gather(words, span_units, batch_dims=1), 0))
+
+
+@functools.lru_cache(maxsize=None)
+def batch_masker(config: MaskingConfig):
+  """`mask_batch` traced once for any batch size: (input_ids, token_kind, seed) -> dict.
+
+  One graph per config, so that masking chunk after chunk (create_pretraining_data, static
+  copies) neither retraces nor grows memory.
+  """
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32),
+                                tf.TensorSpec([None, None], tf.int8),
+                                tf.TensorSpec([2], tf.int64)])
+  def mask(input_ids, token_kind, seed):
+    return mask_batch(dict(input_ids=input_ids, token_kind=token_kind), config, seed)
+  return mask

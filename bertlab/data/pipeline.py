@@ -93,7 +93,6 @@ class PretrainingData:
       raise ValueError(
           f"This host has {n} sequences, fewer than its batch of {self.host_batch_size}. Use a "
           "larger corpus (data.source), a smaller train.batch_size, or a shorter data.seq_len.")
-    self._mask = tf.function(lambda batch, seed: masking.mask_batch(batch, self.masking, seed))
     if not self.dynamic_masking and not self.premasked:
       self.examples = self._static_copies()
       self.premasked = True
@@ -140,22 +139,9 @@ class PretrainingData:
   def batches_per_epoch(self) -> int:
     return self.num_sequences // self.host_batch_size
 
-  def mask(self, batch: dict, seed: tf.Tensor) -> dict:
-    return self._mask(batch, seed)
-
   def _static_copies(self) -> dict[str, np.ndarray]:
-    """`dupe_factor` masked copies of every sequence, each with its own fixed mask."""
-    copies = [self.mask_all(self.examples, _seed(self.seed, self.process_index, 1, k))
-              for k in range(self.dupe_factor)]
-    return {key: np.concatenate([c[key] for c in copies]) for key in copies[0]}
-
-  def mask_all(self, arrays: dict, seed: tf.Tensor, chunk: int = 4096) -> dict:
-    out = []
-    for lo in range(0, len(arrays["input_ids"]), chunk):
-      part = {k: v[lo:lo + chunk] for k, v in arrays.items()}
-      out.append({k: v.numpy() for k, v in self.mask(_with_attention(part, self.tokenizer),
-                                                       seed + lo).items()})
-    return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
+    return static_masked_copies(self.examples, self.masking, self.tokenizer, self.dupe_factor,
+                                (self.seed, self.process_index))
 
   @property
   def batches_per_chunk(self) -> int:
@@ -207,6 +193,21 @@ class PretrainingData:
     """The batches of one epoch."""
     return self.dataset(epoch * self.batches_per_epoch).take(
         self.batches_per_epoch).prefetch(4).as_numpy_iterator()
+
+
+def static_masked_copies(arrays: dict[str, np.ndarray], config: masking.MaskingConfig,
+                         tokenizer: Tokenizer, dupe_factor: int, seed_parts: tuple,
+                         chunk: int = 4096) -> dict[str, np.ndarray]:
+  """`dupe_factor` copies of every sequence, each copy with its own fixed mask (BERT's static
+  masking), in copy order."""
+  mask = masking.batch_masker(config)
+  copies = []
+  for copy in range(dupe_factor):
+    for lo in range(0, len(arrays["input_ids"]), chunk):
+      part = _with_attention({k: v[lo:lo + chunk] for k, v in arrays.items()}, tokenizer)
+      masked = mask(part["input_ids"], part["token_kind"], _seed(*seed_parts, 1, copy, lo))
+      copies.append({**part, **{k: v.numpy() for k, v in masked.items()}})
+  return {k: np.concatenate([c[k] for c in copies]) for k in copies[0]}
 
 
 def _with_attention(batch: dict, tokenizer: Tokenizer) -> dict:
