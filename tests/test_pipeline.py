@@ -151,3 +151,33 @@ def test_inspect_data_prints_examples_then_statistics(small_corpus):
     assert key in stats
   assert stats["sequences"] == 64 and stats["mean_span_length"] > 2
   assert any("[MASK]/" in line for line in lines[:-1])
+
+
+def test_tfds_source_reads_documents_by_name_and_split():
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=40):
+    docs = list(corpus.read_documents("tfds:wikipedia/20230601.en:train"))
+    assert len(docs) == 40 and all(isinstance(s, str) for d in docs for s in d)
+    batch = next(PretrainingData.from_config(
+        _tiny(source="tfds:wikipedia/20230601.en:train", batch_size=4)).batches(0))
+    assert batch["input_ids"].shape == (4, 128)
+  with pytest.raises(ValueError, match="expected tfds:<name>"):
+    list(corpus.read_documents("tfds:wikipedia"))
+
+
+def test_gzipped_text_files_and_globs(tmp_path):
+  import gzip
+  with gzip.open(tmp_path / "a.txt.gz", "wt", encoding="utf-8") as f:
+    f.write("First sentence.\nSecond one.\n\nAnother document.\nIts end.\n")
+  (tmp_path / "b.txt").write_text("Plain text document.\nWith two lines.\n")
+  docs = list(corpus.read_documents(str(tmp_path / "*.txt*")))
+  assert docs == [["First sentence.", "Second one."], ["Another document.", "Its end."],
+                  ["Plain text document.", "With two lines."]]
+
+
+def test_embedded_corpus_is_prose_in_documents():
+  docs = list(corpus.read_documents("default"))
+  sentences = [s for d in docs for s in d]
+  assert len(docs) > 300 and len(sentences) > 10_000
+  assert os.path.getsize(corpus.default_corpus_path()) > 1_000_000
+  assert not any(s.startswith(">>>") for s in sentences)
