@@ -1,10 +1,8 @@
 """Token ids equal transformers' tokenizers' on the same vocabulary files."""
 
 import json
-import os
 import shutil
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -136,7 +134,6 @@ def test_word_starts_follow_each_vocabulary_convention(text_file, tmp_path):
     directory = str(tmp_path / kind)
     train_vocab(kind, [text_file], 800, directory)
     tokenizer = load_tokenizer(directory)
-    import tensorflow as tf
     ids, starts = tokenizer.tokenize(tf.constant(sentence))
     pieces, starts = tokenizer.decode(ids.to_list()[0]), starts.to_list()[0]
     words = []

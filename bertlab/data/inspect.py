@@ -11,7 +11,7 @@ from bertlab.data.pipeline import PretrainingData
 def decode_example(batch: dict, row: int, data: PretrainingData) -> str:
   """One sequence with its masks visible: [MASK]/orig, ~random/orig, =kept=."""
   tokenizer = data.tokenizer
-  ids, kinds = batch["input_ids"][row], batch["token_kind"][row]
+  ids = batch["input_ids"][row]
   targets = {int(p): int(t) for p, t, w in zip(batch["masked_positions"][row],
                                                batch["masked_ids"][row],
                                                batch["masked_weights"][row]) if w > 0}

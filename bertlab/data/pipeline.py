@@ -14,8 +14,6 @@ sequence once (as create_pretraining_data writes them) and never again.
 import dataclasses
 import glob
 import json
-import os
-import time
 from typing import Iterator
 
 import numpy as np
@@ -25,10 +23,6 @@ from bertlab.data import corpus, examples, masking
 from bertlab.data.tokenizers import Tokenizer, tokenizer_from_config
 
 _MASK_CHUNK_ROWS = 256
-MODEL_FIELDS = ("input_ids", "token_type_ids", "attention_mask", "sentence_label",
-                "masked_positions", "masked_ids", "masked_weights", "span_bounds", "span_ids",
-                "span_weights")
-
 
 def tokenize_documents(docs: list[list[str]], tokenizer: Tokenizer,
                        batch_size: int = 2048) -> list[examples.TokenizedDoc]:
