@@ -24,6 +24,7 @@ from bertlab.data.tokenizers import Tokenizer, tokenizer_from_config
 
 _MASK_CHUNK_ROWS = 256
 
+
 def tokenize_documents(docs: list[list[str]], tokenizer: Tokenizer,
                        batch_size: int = 2048) -> list[examples.TokenizedDoc]:
   """Tokenizes every sentence of `docs` in a parallel tf.data graph."""
