@@ -78,21 +78,31 @@ def build_model(config: ml_collections.ConfigDict):
 TINY_VOCAB_SIZE = 4096
 
 
-def add_pretraining_sections(config: ml_collections.ConfigDict, size: str,
+def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train: dict | None = None,
                              **data) -> ml_collections.ConfigDict:
-  """The `data` and `train` sections every pretraining config has, with a family's choices.
+  """The `data`, `train` and `mesh` sections every pretraining config has, with a family's
+  choices (`data` keyword arguments, `train` overrides of the published recipe).
 
-  `data` keys (see bertlab/data/pipeline.py): where text comes from, how it is tokenized, how
-  examples are built and masked. `train.batch_size` is the global batch over all hosts.
+  `data` keys: see bertlab/data/pipeline.py. `train.batch_size` is the global batch over all
+  hosts. `tiny` shrinks the run to minutes on a CPU: 300 steps of batch 32.
   """
   if size == "tiny":
     config.model.vocab_size = TINY_VOCAB_SIZE
   config.data = ml_collections.ConfigDict(dict(
-      source="default", tokenizer="wordpiece", vocab="default",
+      source="default", eval_source="", tokenizer="wordpiece", vocab="default",
       lower_case=ml_collections.config_dict.placeholder(bool), word_boundary="marker",
       seq_len=128, input_format="segment_pair", sentence_objective="nsp", short_seq_prob=0.1,
       masking="token", mask_rate=0.15, max_predictions=20, max_ngram=3, span_p=0.2,
       max_span_words=10, dynamic_masking=True, dupe_factor=10, seed=0))
   config.data.update(data)
-  config.train = ml_collections.ConfigDict(dict(batch_size=32 if size == "tiny" else 256))
+  # BERT's recipe (Appendix A.2), then the family's published changes.
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=256, steps=1_000_000, optimizer="adamw", learning_rate=1e-4, b2=0.999,
+      warmup_steps=10_000, weight_decay=0.01, grad_clip=1.0, grad_accum_steps=1,
+      checkpoint_every=10_000, keep_checkpoints=3, log_every=100, eval_batches=20, seed=0))
+  config.train.update(train or {})
+  if size == "tiny":
+    config.train.update(batch_size=32, steps=300, learning_rate=1e-3, warmup_steps=30,
+                        checkpoint_every=100, log_every=25, eval_batches=5)
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, rules=()))
   return config

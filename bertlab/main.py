@@ -5,12 +5,13 @@ from ml_collections import config_flags
 
 from bertlab import summary
 
-MODES = ("summary", "inspect_data")
+MODES = ("train", "eval", "summary", "inspect_data")
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "A config file and its argument.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and metrics go.")
-_MODE = flags.DEFINE_enum("mode", "summary", MODES, "What to do with the configured model.")
+_MODE = flags.DEFINE_enum("mode", "train", MODES, "train (resumes from --workdir), eval (the "
+                          "latest checkpoint), summary, or inspect_data.")
 _BATCHES = flags.DEFINE_integer("batches", 10, "inspect_data: how many batches to read.")
 flags.mark_flags_as_required(["config"])
 
@@ -18,7 +19,16 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  if _MODE.value == "summary":
+  if _MODE.value in ("train", "eval"):
+    if not _WORKDIR.value:
+      raise app.UsageError(f"--mode={_MODE.value} needs --workdir.")
+    from bertlab.train import trainer
+    if _MODE.value == "train":
+      trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    else:
+      import json
+      print(json.dumps(trainer.evaluate(_CONFIG.value, _WORKDIR.value)))
+  elif _MODE.value == "summary":
     print("\n".join(summary.summary_lines(_CONFIG.value)))
   elif _MODE.value == "inspect_data":
     from bertlab.data import inspect

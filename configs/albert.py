@@ -30,6 +30,9 @@ def get_config(arg=None):
       dropout_rate=0.0, attention_dropout_rate=0.0, heads=("mlm", "sentence"))
   model.update(size)
   # SentencePiece, segment pairs with SOP, n-gram masking (n <= 3, Section 4.1).
-  return add_pretraining_sections(base_config(model), name, tokenizer="sentencepiece",
+  # LAMB at batch 4096, learning rate 0.00176, 125k steps (Section 4.1).
+  train = dict(optimizer="lamb", batch_size=4096, learning_rate=0.00176, steps=125_000,
+               warmup_steps=3_125)
+  return add_pretraining_sections(base_config(model), name, train, tokenizer="sentencepiece",
                                   input_format="segment_pair", sentence_objective="sop",
                                   masking="ngram", dynamic_masking=False, dupe_factor=10)

@@ -34,6 +34,8 @@ def get_config(arg=None):
       # Weight of the discriminator's loss against the generator's MLM loss (Section 3.2).
       disc_weight=50.0))
   # BERT's WordPiece data without NSP, masked on the fly as the released code does.
-  return add_pretraining_sections(config, name, input_format="segment_pair",
+  # ELECTRA-Small: batch 128, learning rate 5e-4, 1M steps (Table 6).
+  train = dict(batch_size=128, learning_rate=5e-4, steps=1_000_000, warmup_steps=10_000)
+  return add_pretraining_sections(config, name, train, input_format="segment_pair",
                                   sentence_objective="none", masking="token",
                                   dynamic_masking=True)

@@ -14,6 +14,9 @@ def get_config(arg=None):
       max_position_embeddings=514, positions_from_padding=True, pad_token_id=1,
       type_vocab_size=1, layer_norm_eps=1e-5, heads=("mlm",), **size))
   # Byte-level BPE, FULL-SENTENCES without NSP, dynamic masking (Sections 4.1, 4.2, 4.4).
-  return add_pretraining_sections(config, name, tokenizer="bpe", input_format="full_sentences",
+  # Batch 8k, peak learning rate 6e-4 (base), beta2 0.98, 500k steps (Table 9).
+  train = dict(batch_size=8192, learning_rate=6e-4, b2=0.98, steps=500_000, warmup_steps=24_000)
+  return add_pretraining_sections(config, name, train, tokenizer="bpe",
+                                  input_format="full_sentences",
                                   sentence_objective="none", masking="token",
                                   dynamic_masking=True)

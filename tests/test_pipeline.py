@@ -127,7 +127,7 @@ def test_empty_or_missing_corpus_says_what_to_change(tmp_path):
   with pytest.raises(FileNotFoundError, match="matches no file.*one sentence per line"):
     PretrainingData.from_config(_tiny(source=str(tmp_path / "nothing*.txt")))
   (tmp_path / "empty.txt").write_text("\n\n")
-  with pytest.raises(ValueError, match="no documents.*is the corpus empty"):
+  with pytest.raises(ValueError, match="no train documents.*is the corpus empty"):
     PretrainingData.from_config(_tiny(source=str(tmp_path / "empty.txt")))
 
 

@@ -23,6 +23,8 @@ from bertlab.data import corpus, examples, masking
 from bertlab.data.tokenizers import Tokenizer, tokenizer_from_config
 
 _MASK_CHUNK_ROWS = 256
+# Without data.eval_source, one document in EVAL_EVERY is held out of training for --mode=eval.
+EVAL_EVERY = 50
 
 
 def tokenize_documents(docs: list[list[str]], tokenizer: Tokenizer,
@@ -94,7 +96,9 @@ class PretrainingData:
 
   @classmethod
   def from_config(cls, config, process_index: int | None = None,
-                  process_count: int | None = None) -> "PretrainingData":
+                  process_count: int | None = None, split: str = "train") -> "PretrainingData":
+    """This host's data. `split="eval"` reads `data.eval_source`, or when that is empty the
+    documents held out of training: every `EVAL_EVERY`-th document of `data.source`."""
     import jax
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
@@ -113,13 +117,20 @@ class PretrainingData:
                   host_batch_size=config.train.batch_size // process_count,
                   dynamic_masking=data.dynamic_masking, dupe_factor=data.dupe_factor,
                   seed=data.seed, process_index=process_index)
-    if data.source.startswith("records:"):
-      arrays, premasked = read_records(data.source[len("records:"):], process_index,
-                                       process_count)
+    source = (data.get("eval_source") or "") if split == "eval" else ""
+    chosen = source or data.source
+    if chosen.startswith("records:"):
+      if split == "eval" and not source:
+        raise ValueError("Records hold no held-out documents: set data.eval_source (records or "
+                         "text) to evaluate a run trained on data.source=records:...")
+      arrays, premasked = read_records(chosen[len("records:"):], process_index, process_count)
       return cls(arrays, premasked=premasked, **kwargs)
-    docs = list(corpus.read_documents(data.source, process_index, process_count))
+    docs = list(corpus.read_documents(chosen, process_index, process_count))
+    if not source:
+      held_out = split == "eval"
+      docs = [d for k, d in enumerate(docs) if (k % EVAL_EVERY == EVAL_EVERY - 1) == held_out]
     if not docs:
-      raise ValueError(f"data.source={data.source!r} has no documents for host {process_index}"
+      raise ValueError(f"data.source={chosen!r} has no {split} documents for host {process_index}"
                        f" of {process_count}: is the corpus empty?")
     tokenized = tokenize_documents(docs, tokenizer)
     rng = np.random.default_rng([data.seed, process_index])

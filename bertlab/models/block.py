@@ -21,13 +21,25 @@ def activation(name: str):
   }[name]
 
 
+class _FlatBox(nn.LogicallyPartitioned):
+  """DenseGeneral makes kernel and bias flat, then reshapes them through the box (also when checking
+  shapes in `apply`): constrain it to its logical names only once it has their rank."""
+
+  def unbox(self, apply_constraint=True):
+    return super().unbox(apply_constraint and jnp.ndim(self.value) == len(self.names))
+
+
+def _logical_flat_init(init, names):
+  return lambda *args, **kwargs: _FlatBox(init(*args, **kwargs), names)
+
+
 def dense(config: ModelConfig, features, axes, name, axis=-1):
   """A Dense (or DenseGeneral) with logical axis names on kernel and bias."""
   bias_axes = axes[-1:] if isinstance(features, int) else axes[-len(features):]
   return nn.DenseGeneral(
       features, axis=axis, dtype=config.compute_dtype, param_dtype=config.weights_dtype,
-      kernel_init=nn.with_logical_partitioning(dense_init(config), axes),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, bias_axes), name=name)
+      kernel_init=_logical_flat_init(dense_init(config), axes),
+      bias_init=_logical_flat_init(nn.initializers.zeros, bias_axes), name=name)
 
 
 class SelfAttention(nn.Module):

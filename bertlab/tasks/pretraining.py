@@ -1,0 +1,131 @@
+"""Pretraining objectives as small pure functions, combined per family.
+
+Each objective maps model outputs and a batch (bertlab/data/pipeline.py) to a scalar loss and
+its metrics. Means are over the global batch: under `jax.jit` with sharded inputs the sums run
+across devices and hosts.
+"""
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def weighted_cross_entropy(logits, targets, weights):
+  """Mean cross-entropy over weighted targets, and the accuracy of the argmax."""
+  logits = logits.astype(jnp.float32)
+  losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  total = jnp.maximum(weights.sum(), 1e-6)
+  correct = (jnp.argmax(logits, -1) == targets).astype(jnp.float32)
+  return (losses * weights).sum() / total, (correct * weights).sum() / total
+
+
+def mlm(out, batch) -> tuple[jax.Array, dict]:
+  """Masked LM on the selected positions (Devlin et al., Section 3.1)."""
+  loss, accuracy = weighted_cross_entropy(out.mlm_logits, batch["masked_ids"],
+                                          batch["masked_weights"])
+  return loss, dict(mlm_loss=loss, mlm_accuracy=accuracy)
+
+
+def sentence(out, batch, name: str) -> tuple[jax.Array, dict]:
+  """NSP or SOP: two-way classification of the pooled [CLS]."""
+  weights = jnp.ones(batch["sentence_label"].shape, jnp.float32)
+  loss, accuracy = weighted_cross_entropy(out.sentence_logits, batch["sentence_label"], weights)
+  return loss, {f"{name}_loss": loss, f"{name}_accuracy": accuracy}
+
+
+def span_boundary(out, batch) -> tuple[jax.Array, dict]:
+  """SpanBERT's SBO: each span token from the two boundary tokens and its position."""
+  slots = out.sbo_logits.shape[2]
+  loss, accuracy = weighted_cross_entropy(out.sbo_logits, batch["span_ids"][..., :slots],
+                                          batch["span_weights"][..., :slots])
+  return loss, dict(sbo_loss=loss, sbo_accuracy=accuracy)
+
+
+def replaced_token_detection(logits, replaced, attention_mask) -> tuple[jax.Array, dict]:
+  """ELECTRA's discriminator loss: sigmoid cross-entropy over every non-padding token."""
+  logits = logits.astype(jnp.float32)
+  weights = attention_mask.astype(jnp.float32)
+  labels = replaced.astype(jnp.float32)
+  losses = optax.sigmoid_binary_cross_entropy(logits, labels)
+  total = jnp.maximum(weights.sum(), 1e-6)
+  loss = (losses * weights).sum() / total
+  predicted = logits > 0
+  accuracy = ((predicted == replaced) * weights).sum() / total
+  # Always answering "original" scores the share of original tokens: the bar to beat.
+  original_share = ((~replaced) * weights).sum() / total
+  return loss, dict(rtd_loss=loss, rtd_accuracy=accuracy, rtd_original_share=original_share)
+
+
+def unmasked_ids(batch):
+  """The original ids: the targets put back at the masked positions."""
+  rows = jnp.arange(batch["input_ids"].shape[0])[:, None]
+  keep = batch["masked_weights"] > 0
+  positions = jnp.where(keep, batch["masked_positions"], 0)
+  originals = jnp.where(keep, batch["masked_ids"],
+                        jnp.take_along_axis(batch["input_ids"], positions, 1))
+  return batch["input_ids"].at[rows, positions].set(originals)
+
+
+def sentence_objective_name(config) -> str | None:
+  if "sentence" not in config.model.heads:
+    return None
+  return {"nsp": "nsp", "sop": "sop"}.get(config.data.sentence_objective, "sentence")
+
+
+def pretraining_loss(model, params, batch, rng, config,
+                     train: bool = True) -> tuple[jax.Array, dict]:
+  """MLM, plus NSP/SOP and SBO where the model has those heads (BERT, ALBERT, RoBERTa,
+  SpanBERT)."""
+  out = model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
+                    batch["token_type_ids"], masked_positions=batch["masked_positions"],
+                    span_bounds=batch["span_bounds"] if "sbo" in config.model.heads else None,
+                    deterministic=not train, output_hidden_states=False, rngs={"dropout": rng})
+  loss, metrics = mlm(out, batch)
+  name = sentence_objective_name(config)
+  if name:
+    extra, more = sentence(out, batch, name)
+    loss, metrics = loss + extra, {**metrics, **more}
+  if "sbo" in config.model.heads:
+    extra, more = span_boundary(out, batch)
+    loss, metrics = loss + extra, {**metrics, **more}
+  return loss, metrics
+
+
+def electra_loss(model, params, batch, rng, config,
+                 train: bool = True) -> tuple[jax.Array, dict]:
+  """ELECTRA (Clark et al., Section 2): generator MLM + disc_weight x replaced-token detection.
+
+  Replacements are sampled from the generator's softmax at the masked positions (argmax with
+  `electra.sample=False`, for comparison), with no gradient through the sampling; a sampled
+  token equal to the original counts as original.
+  """
+  dropout_rng, sample_rng = jax.random.split(rng)
+  gen_rng, disc_rng = jax.random.split(dropout_rng)
+  args = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+  gen = model.apply({"params": params}, *args, masked_positions=batch["masked_positions"],
+                    deterministic=not train, output_hidden_states=False, method="generate",
+                    rngs={"dropout": gen_rng})
+  gen_loss, metrics = mlm(gen, batch)
+  logits = jax.lax.stop_gradient(gen.mlm_logits.astype(jnp.float32))
+  if config.electra.get("sample", True):
+    sampled = jax.random.categorical(sample_rng, logits)
+  else:
+    sampled = jnp.argmax(logits, -1)
+  original = unmasked_ids(batch)
+  rows = jnp.arange(original.shape[0])[:, None]
+  keep = batch["masked_weights"] > 0
+  positions = jnp.where(keep, batch["masked_positions"], 0)
+  replaced_values = jnp.where(keep, sampled, jnp.take_along_axis(original, positions, 1))
+  corrupted = original.at[rows, positions].set(replaced_values)
+  replaced = corrupted != original
+  disc = model.apply({"params": params}, corrupted, batch["attention_mask"],
+                     batch["token_type_ids"], deterministic=not train, output_hidden_states=False,
+                     method="discriminate", rngs={"dropout": disc_rng})
+  disc_loss, more = replaced_token_detection(disc.rtd_logits, replaced, batch["attention_mask"])
+  loss = gen_loss + config.electra.disc_weight * disc_loss
+  return loss, {**metrics, **more}
+
+
+def loss_fn(config):
+  """The family's objective: (model, params, batch, rng, config, train) -> (loss, metrics)."""
+  return electra_loss if "electra" in config else pretraining_loss

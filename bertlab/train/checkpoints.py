@@ -1,0 +1,57 @@
+"""Checkpoints with orbax's CheckpointManager: the train state and the data position.
+
+Items: `state` (step, params, optimizer state; restored straight into their shardings) and
+`data` (JSON: the step the pipeline resumes from, and the data seed). The RNG needs no item:
+every step's key is fold_in(seed, step).
+"""
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def manager(workdir: str, train) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=train.keep_checkpoints, enable_async_checkpointing=True, create=True)
+  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                               options=options, item_names=("state", "data"))
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state, data_position: dict):
+  mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                          data=ocp.args.JsonSave(data_position)), force=True)
+
+
+def check_shapes(mngr: ocp.CheckpointManager, step: int, abstract_state):
+  """A checkpoint of another architecture: name every mismatched shape, keep the files."""
+  stored = mngr.item_metadata(step)["state"]
+  stored_tree = getattr(stored, "tree", stored)
+  ours = jax.tree_util.tree_leaves_with_path(abstract_state)
+  theirs = dict(jax.tree_util.tree_leaves_with_path(stored_tree))
+  by_name = {jax.tree_util.keystr(k): v for k, v in theirs.items()}
+  problems = []
+  for path, leaf in ours:
+    name = jax.tree_util.keystr(path)
+    other = by_name.pop(name, None)
+    if other is None:
+      problems.append(f"{name}: missing from the checkpoint")
+    elif tuple(getattr(other, "shape", ())) != tuple(leaf.shape):
+      problems.append(f"{name}: checkpoint {tuple(other.shape)} vs model {tuple(leaf.shape)}")
+  problems += [f"{name}: in the checkpoint only" for name in by_name]
+  if problems:
+    shown = "\n  ".join(problems[:20])
+    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+    raise ValueError(
+        f"The checkpoint at step {step} in {mngr.directory} was written by another "
+        f"architecture or optimizer:\n  {shown}{more}\nUse a new --workdir, or the config that "
+        "wrote this one. The checkpoint is left untouched.")
+
+
+def restore(mngr: ocp.CheckpointManager, step: int, abstract_state, shardings):
+  target = jax.tree_util.tree_map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
+  restored = mngr.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
+  return restored["state"], restored["data"]
+

@@ -1,0 +1,65 @@
+"""Where metrics go: `metrics.jsonl` (one JSON object per logged step), TensorBoard events and a
+console line, written by the first host only."""
+
+import json
+import os
+
+import jax
+
+# Peak dense bf16 FLOP/s per device, by jax's device_kind, for the MFU estimate.
+PEAK_FLOPS = {
+    "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
+    "TPU v6 lite": 918e12, "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12,
+    "NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12,
+}
+
+
+def peak_flops() -> float | None:
+  kind = jax.devices()[0].device_kind
+  return next((v for k, v in PEAK_FLOPS.items() if kind.startswith(k)), None)
+
+
+def flops_per_token(model_config, seq_len: int) -> float:
+  """Training FLOPs per token: 6 x matmul parameters of the layers applied, plus attention's
+  12 x layers x hidden x length (Kaplan et al., 2020; PaLM's appendix B)."""
+  h, layers, i = model_config.hidden_size, model_config.num_layers, model_config.intermediate_size
+  per_layer = 4 * h * h + 2 * h * i  # attention projections and the FFN, applied every layer
+  return 6 * layers * per_layer + 12 * layers * h * seq_len
+
+
+class MetricWriter:
+  def __init__(self, workdir: str):
+    self.enabled = jax.process_index() == 0
+    if self.enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      import tensorflow as tf
+      self._tf = tf
+      self._events = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, metrics: dict):
+    if not self.enabled:
+      return
+    row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+    self._jsonl.write(json.dumps(row) + "\n")
+    self._jsonl.flush()
+    with self._events.as_default(step=int(step)):
+      for key, value in row.items():
+        if key != "step":
+          self._tf.summary.scalar(key, value)
+    self._events.flush()
+
+  def close(self):
+    if self.enabled:
+      self._jsonl.close()
+      self._events.close()
+
+
+def progress_line(step: int, total: int, metrics: dict) -> str:
+  keys = [k for k in metrics if k.endswith(("_loss", "_accuracy")) or k == "loss"]
+  parts = [f"step {step}/{total}"] + [f"{k} {metrics[k]:.4f}" for k in keys]
+  parts += [f"{metrics['steps_per_sec']:.2f} steps/s",
+            f"{metrics['tokens_per_sec']:.0f} tokens/s"]
+  if "mfu" in metrics:
+    parts.append(f"MFU {100 * metrics['mfu']:.1f}%")
+  return " | ".join(parts)

@@ -1,0 +1,82 @@
+"""The device mesh, logical axis rules and the shardings of the train state and batches.
+
+Mesh axes are ("data", "fsdp", "tensor"), sized by `mesh.data/fsdp/tensor` (-1 takes the
+devices left). The model names every parameter and activation axis logically (vocab, embed,
+mlp, heads, kv, batch, length, layers); `mesh.rules` maps those names to mesh axes. A mesh axis
+serves one array dimension at most, so a later rule for the same name is a fallback: the batch
+takes data and fsdp, and an activation's embed dimension then stays whole.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")
+
+# BERT-sized models: batch over data x fsdp, parameters' embed dimension over fsdp (ZeRO-3
+# style), the vocabulary, MLP and heads over tensor (Megatron style).
+DEFAULT_RULES = (
+    ("batch", BATCH_AXES),
+    ("vocab", "tensor"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("embed", "fsdp"),
+    ("kv", None),
+    ("length", None),
+    ("layers", None),
+)
+
+
+def mesh_shape(mesh_config, num_devices: int) -> tuple[int, int, int]:
+  sizes = [int(mesh_config[a]) for a in MESH_AXES]
+  if sizes.count(-1) > 1:
+    raise ValueError(f"At most one of mesh.data/fsdp/tensor may be -1; got {sizes}.")
+  known = math.prod(s for s in sizes if s != -1)
+  if -1 in sizes:
+    if num_devices % known:
+      raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))} does not divide {num_devices} "
+                       "devices.")
+    sizes[sizes.index(-1)] = num_devices // known
+  if math.prod(sizes) != num_devices:
+    raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices; "
+                     f"there are {num_devices}. Set one axis to -1 to take the rest.")
+  return tuple(sizes)
+
+
+def build_mesh(mesh_config, devices=None) -> Mesh:
+  devices = jax.devices() if devices is None else devices
+  shape = mesh_shape(mesh_config, len(devices))
+  return Mesh(np.asarray(devices).reshape(shape), MESH_AXES)
+
+
+def rules_from_config(mesh_config) -> tuple:
+  rules = mesh_config.get("rules")
+  if not rules:
+    return DEFAULT_RULES
+  return tuple((name, tuple(axes) if isinstance(axes, (list, tuple)) else axes)
+               for name, axes in rules)
+
+
+def shardings_of(abstract_boxed, mesh: Mesh, rules):
+  """NamedShardings for a tree whose leaves carry logical names (nn.Partitioned)."""
+  specs = nn.get_partition_spec(abstract_boxed)
+  return nn.logical_to_mesh_sharding(specs, mesh, rules)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, PartitionSpec())
+
+
+def global_batch(local: dict, mesh: Mesh) -> dict:
+  """This host's rows -> global arrays sharded over the batch axes (the one place this
+  happens)."""
+  sharding = batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}

@@ -1,0 +1,238 @@
+"""The pretraining loop: state on the mesh, a pure jitted step, checkpoints, metrics, resume.
+
+Resume order: the workdir's own latest checkpoint, else a fresh start. The step key is
+fold_in(train.seed, step) and the data pipeline is a function of the step, so a resumed run
+reads the same batches and draws the same dropout as an uninterrupted one.
+"""
+
+import contextlib
+import functools
+import signal
+import time
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from bertlab.configs import build_model, model_config
+from bertlab.data.pipeline import PretrainingData
+from bertlab.tasks import pretraining
+from bertlab.train import checkpoints, metrics as metric_lib, partitioning
+from bertlab.train.optimizers import build_optimizer, learning_rate_schedule
+
+# What the train step reads from a batch of bertlab/data/pipeline.py.
+MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label",
+                "masked_positions", "masked_ids", "masked_weights", "span_bounds", "span_ids",
+                "span_weights")
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: dict
+  opt_state: optax.OptState
+
+
+class NonFiniteLoss(FloatingPointError):
+  pass
+
+
+def _example_inputs(config):
+  seq_len, predictions = config.data.seq_len, config.data.max_predictions
+  ids = jnp.zeros((2, seq_len), jnp.int32)
+  kwargs = dict(masked_positions=jnp.zeros((2, predictions), jnp.int32))
+  if "sbo" in config.model.heads:
+    kwargs["span_bounds"] = jnp.zeros((2, predictions, 2), jnp.int32)
+  return (ids, jnp.ones_like(ids), jnp.zeros_like(ids)), kwargs
+
+
+class Trainer:
+  """The model, optimizer, mesh and shardings of one config, and the jitted step."""
+
+  def __init__(self, config, devices=None):
+    self.config = config
+    self.model = build_model(config)
+    self.optimizer = build_optimizer(config.train)
+    self.schedule = learning_rate_schedule(config.train)
+    self.loss_fn = pretraining.loss_fn(config)
+    self.mesh = partitioning.build_mesh(config.mesh, devices)
+    self.rules = partitioning.rules_from_config(config.mesh)
+    with self.context(with_mesh=False):
+      boxed = jax.eval_shape(self._init, jax.random.key(config.train.seed))
+      self.state_shardings = partitioning.shardings_of(boxed, self.mesh, self.rules)
+      self.abstract_state = nn.unbox(boxed)
+    self.batch_sharding = partitioning.batch_sharding(self.mesh)
+    self._step = jax.jit(self._train_step, in_shardings=(self.state_shardings,
+                                                         self.batch_sharding),
+                         out_shardings=(self.state_shardings,
+                                        partitioning.replicated(self.mesh)),
+                         donate_argnums=0)
+    self._eval = jax.jit(self._eval_step, in_shardings=(self.state_shardings,
+                                                        self.batch_sharding, None),
+                         out_shardings=partitioning.replicated(self.mesh))
+
+  def context(self, with_mesh: bool = True):
+    """The mesh and the logical axis rules, for tracing the model.
+
+    Initialisation runs without the mesh: flax's DenseGeneral reshapes a flat kernel through
+    its logical box, whose constraint has the unflattened rank. `out_shardings` places it.
+    """
+    stack = contextlib.ExitStack()
+    if with_mesh:
+      stack.enter_context(jax.sharding.set_mesh(self.mesh))
+    stack.enter_context(nn.logical_axis_rules(self.rules))
+    return stack
+
+  def _init(self, rng):
+    args, kwargs = _example_inputs(self.config)
+    params = self.model.init({"params": rng, "dropout": rng}, *args, **kwargs)["params"]
+    return TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params))
+
+  def init_state(self) -> TrainState:
+    with self.context(with_mesh=False):
+      init = jax.jit(lambda rng: nn.unbox(self._init(rng)), out_shardings=self.state_shardings)
+      return init(jax.random.key(self.config.train.seed))
+
+  def _train_step(self, state: TrainState, batch: dict):
+    rng = jax.random.fold_in(jax.random.key(self.config.train.seed), state.step)
+    compute = functools.partial(self.loss_fn, self.model, batch=batch, rng=rng,
+                                config=self.config)
+    (loss, metrics), grads = jax.value_and_grad(lambda p: compute(params=p),
+                                                has_aux=True)(state.params)
+    updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
+                   param_norm=optax.global_norm(params), update_norm=optax.global_norm(updates),
+                   learning_rate=self.schedule(state.step // self.config.train.grad_accum_steps))
+    return TrainState(state.step + 1, params, opt_state), metrics
+
+  def _eval_step(self, state: TrainState, batch: dict, rng):
+    loss, metrics = self.loss_fn(self.model, state.params, batch, rng, self.config, train=False)
+    return dict(metrics, loss=loss)
+
+  def step(self, state: TrainState, host_batch: dict):
+    batch = partitioning.global_batch({k: host_batch[k] for k in MODEL_FIELDS}, self.mesh)
+    with self.context():
+      return self._step(state, batch)
+
+  def evaluate_batch(self, state: TrainState, host_batch: dict, index: int) -> dict:
+    batch = partitioning.global_batch({k: host_batch[k] for k in MODEL_FIELDS}, self.mesh)
+    with self.context():
+      return self._eval(state, batch, jax.random.key(index))
+
+
+class _Preemption:
+  """SIGTERM (a preempted TPU VM) asks the loop to checkpoint and stop."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def any_host(self) -> bool:
+    if jax.process_count() == 1:
+      return self.requested
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.array(self.requested))))
+
+  def restore(self):
+    signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_finite(step: int, value: float, mngr):
+  if not np.isfinite(value):
+    kept = mngr.latest_step()
+    raise NonFiniteLoss(
+        f"The loss is {value} at step {step}. Stopped without saving; the last good "
+        f"checkpoint is {'step ' + str(kept) if kept is not None else 'none'}. Lower "
+        "train.learning_rate or raise train.warmup_steps, then rerun to resume from it.")
+
+
+def restore_or_init(trainer: Trainer, mngr) -> tuple[TrainState, int]:
+  step = mngr.latest_step()
+  if step is None:
+    return trainer.init_state(), 0
+  checkpoints.check_shapes(mngr, step, trainer.abstract_state)
+  state, data_position = checkpoints.restore(mngr, step, trainer.abstract_state,
+                                             trainer.state_shardings)
+  return state, int(data_position["step"])
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Pretrains per `config` in `workdir`, resuming from its latest checkpoint."""
+  trainer = Trainer(config)
+  mngr = checkpoints.manager(workdir, config.train)
+  state, start = restore_or_init(trainer, mngr)
+  data = PretrainingData.from_config(config)
+  batches = data.batches(start)
+  writer = metric_lib.MetricWriter(workdir)
+  peak = metric_lib.peak_flops()
+  tokens_per_step = config.train.batch_size * config.data.seq_len
+  flops_per_step = metric_lib.flops_per_token(model_config(config),
+                                              config.data.seq_len) * tokens_per_step
+  preemption = _Preemption()
+  total, last = config.train.steps, {}
+  timer, timed_steps = time.perf_counter(), 0
+  if start:
+    print(f"Resumed from step {start} in {workdir}.")
+  try:
+    for step in range(start, total):
+      state, step_metrics = trainer.step(state, next(batches))
+      done, timed_steps = step + 1, timed_steps + 1
+      log = done % config.train.log_every == 0 or done == total
+      save = done % config.train.checkpoint_every == 0 or done == total
+      stop = preemption.any_host()
+      if log or save or stop:
+        values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
+        _check_finite(done, values["loss"], mngr)
+      if log:
+        elapsed = time.perf_counter() - timer
+        values["steps_per_sec"] = timed_steps / elapsed
+        values["tokens_per_sec"] = values["steps_per_sec"] * tokens_per_step
+        if peak:
+          values["mfu"] = values["steps_per_sec"] * flops_per_step / (peak * jax.device_count())
+        writer.write(done, values)
+        if jax.process_index() == 0:
+          print(metric_lib.progress_line(done, total, values), flush=True)
+        timer, timed_steps, last = time.perf_counter(), 0, values
+      if save or stop:
+        checkpoints.save(mngr, done, state, {"step": done, "seed": config.data.seed})
+      if stop:
+        print(f"SIGTERM: saved step {done}; rerun the same command to resume.", flush=True)
+        break
+  finally:
+    mngr.wait_until_finished()
+    writer.close()
+    preemption.restore()
+  return last
+
+
+def evaluate(config, workdir: str) -> dict:
+  """Metrics of the latest checkpoint on held-out data (`--mode=eval`)."""
+  trainer = Trainer(config)
+  mngr = checkpoints.manager(workdir, config.train)
+  step = mngr.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train first, with the "
+                            "same --config and --workdir.")
+  checkpoints.check_shapes(mngr, step, trainer.abstract_state)
+  state, _ = checkpoints.restore(mngr, step, trainer.abstract_state, trainer.state_shardings)
+  data = PretrainingData.from_config(config, split="eval")
+  batches = data.batches(0)
+  count = min(config.train.eval_batches, data.batches_per_epoch)
+  sums = {}
+  for index in range(count):
+    for key, value in jax.device_get(trainer.evaluate_batch(state, next(batches), index)).items():
+      sums[key] = sums.get(key, 0.0) + float(value)
+  results = {"step": step, **{k: v / count for k, v in sums.items()}, "eval_batches": count}
+  if jax.process_index() == 0:
+    with open(f"{workdir}/metrics.jsonl", "a") as f:
+      import json
+      f.write(json.dumps({"eval": True, **results}) + "\n")
+  return results
