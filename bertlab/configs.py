@@ -102,7 +102,9 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
       checkpoint_every=10_000, keep_checkpoints=3, log_every=100, eval_batches=20, seed=0))
   config.train.update(train or {})
   if size == "tiny":
-    config.train.update(batch_size=32, steps=300, learning_rate=1e-3, warmup_steps=30,
-                        checkpoint_every=100, log_every=25, eval_batches=5)
+    # LAMB scales each layer's step by its weight norm, so it takes a larger rate than AdamW.
+    config.train.update(batch_size=32, steps=300, warmup_steps=30, checkpoint_every=100,
+                        log_every=25, eval_batches=5,
+                        learning_rate=1e-3 if config.train.optimizer == "adamw" else 2e-2)
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, rules=()))
   return config

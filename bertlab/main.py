@@ -13,6 +13,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints and metrics g
 _MODE = flags.DEFINE_enum("mode", "train", MODES, "train (resumes from --workdir), eval (the "
                           "latest checkpoint), summary, or inspect_data.")
 _BATCHES = flags.DEFINE_integer("batches", 10, "inspect_data: how many batches to read.")
+_COORDINATOR = flags.DEFINE_string("coordinator_address", None,
+                                   "Multi-host: host:port of process 0 (jax.distributed).")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: how many processes.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
 flags.mark_flags_as_required(["config"])
 
 
@@ -20,6 +24,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if _MODE.value in ("train", "eval"):
+    from bertlab.train import distributed
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     if not _WORKDIR.value:
       raise app.UsageError(f"--mode={_MODE.value} needs --workdir.")
     from bertlab.train import trainer
