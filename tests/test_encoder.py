@@ -154,3 +154,17 @@ def test_finetuning_heads_shapes():
   start, end = span.apply(span.init(jax.random.key(0), out.last_hidden_state),
                           out.last_hidden_state)
   assert start.shape == end.shape == (2, 6)
+
+
+def test_span_boundary_head_per_masked_token_equals_its_slot_of_the_span_form():
+  config = model_config(load_config("spanbert.py:tiny")).replace(vocab_size=50)
+  model = PretrainingModel(config)
+  bounds = jnp.array([[[0, 5], [2, 7]]] * 2)
+  params = model.init(jax.random.key(0), IDS, MASK, span_bounds=bounds)["params"]
+  slots_form = model.apply({"params": params}, IDS, MASK, span_bounds=bounds).sbo_logits
+  slots = jnp.array([[3, 1]] * 2)
+  per_token = model.apply({"params": params}, IDS, MASK, span_bounds=bounds,
+                          span_slots=slots).sbo_logits
+  assert per_token.shape == (2, 2, 50)
+  np.testing.assert_allclose(per_token[:, 0], slots_form[:, 0, 3], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(per_token[:, 1], slots_form[:, 1, 1], rtol=1e-5, atol=1e-5)

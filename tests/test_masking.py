@@ -80,10 +80,10 @@ def test_units_never_split_a_word_and_share_one_decision(masking):
   for r in range(len(sel)):
     for word in _words(batch["token_kind"][r]):
       assert sel[r, word].all() or not sel[r, word].any()
-  # One decision per unit: inside a span, either every piece is [MASK] or none is.
+  # One decision per unit: inside a unit, either every piece is [MASK] or none is.
   for r in range(len(sel)):
-    for (left, right), words in zip(out["span_bounds"][r], out["span_words"][r]):
-      if words:
+    for (left, right), weight in zip(out["span_bounds"][r], out["masked_weights"][r]):
+      if weight:
         masked = out["input_ids"][r, left + 1:right] == MASK_ID
         assert masked.all() or not masked.any()
 
@@ -95,10 +95,12 @@ def test_span_lengths_follow_the_clipped_geometric_of_spanbert():
   words = out["span_words"][out["span_words"] > 0]
   assert words.max() <= 10
   assert words.mean() == pytest.approx(3.8, abs=0.3)
-  # SBO targets: the pieces between the two boundary tokens, in order.
-  bounds, spans = out["span_bounds"], out["span_weights"].sum(-1)
-  assert ((bounds[..., 1] - bounds[..., 0] - 1)[words.size and out["span_words"] > 0]
-          >= np.minimum(spans, 10)[out["span_words"] > 0]).all()
+  # SBO inputs: each masked token lies strictly inside its span's boundaries, at its slot.
+  weights = out["masked_weights"] > 0
+  positions, bounds = out["masked_positions"][weights], out["span_bounds"][weights]
+  assert ((bounds[:, 0] < positions) & (positions < bounds[:, 1])).all()
+  np.testing.assert_array_equal(out["span_slots"][weights], positions - bounds[:, 0] - 1)
+  assert (out["span_weights"][weights] == (out["span_slots"][weights] < 10)).all()
 
 
 def test_ngram_lengths_follow_one_over_n():

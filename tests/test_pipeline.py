@@ -119,7 +119,7 @@ def test_batches_have_fixed_shapes_for_every_family():
     b, s, p = config.train.batch_size, config.data.seq_len, config.data.max_predictions
     assert batch["input_ids"].shape == (b, s) and batch["attention_mask"].shape == (b, s)
     assert batch["masked_positions"].shape == (b, p) and batch["span_bounds"].shape == (b, p, 2)
-    assert batch["span_ids"].shape == (b, p, config.model.max_span_length)
+    assert batch["span_slots"].shape == (b, p) and batch["span_weights"].shape == (b, p)
     assert batch["input_ids"].max() < config.model.vocab_size
 
 

@@ -152,9 +152,10 @@ def mask_batch(batch: dict, config: MaskingConfig, seed) -> dict:
   """Adds masked `input_ids` and the MLM and SBO targets to a batch of examples.
 
   Returns the batch with `input_ids` masked and: `masked_positions`, `masked_ids`,
-  `masked_weights` [B, P]; `span_bounds` [B, P, 2] (positions just outside each selected unit, in
-  position order), `span_ids` / `span_weights` [B, P, max_span_tokens] (its pieces, for SBO) and
-  `span_words` [B, P] (its length in words).
+  `masked_weights` [B, P]; for SBO, per masked token, `span_bounds` [B, P, 2] (the positions just
+  outside its unit), `span_slots` [B, P] (its place in the unit) and `span_weights` [B, P]
+  (slots beyond `max_span_tokens` get no SBO target); and `span_words` [B, P], the length in
+  words of each selected unit in position order.
   """
   ids, token_kind = batch["input_ids"], tf.cast(batch["token_kind"], tf.int32)
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
@@ -189,31 +190,30 @@ def mask_batch(batch: dict, config: MaskingConfig, seed) -> dict:
       input_ids=masked, masked_positions=positions,
       masked_ids=tf.where(present, tf.gather(ids, positions, batch_dims=1), 0),
       masked_weights=tf.cast(present, tf.float32))
-  out.update(_spans(ids, unit, unit_selected, words, num_units, config))
+  out.update(_spans(ids, unit, unit_selected, words, num_units, config, positions, present))
   return out
 
 
-def _spans(ids, unit, unit_selected, words, num_units, config: MaskingConfig) -> dict:
-  seq_len = tf.shape(ids)[1]
+def _spans(ids, unit, unit_selected, words, num_units, config: MaskingConfig, positions,
+           present) -> dict:
+  """SBO inputs per masked token: its unit's outer boundary positions and its slot in the unit;
+  and the length in words of each selected unit (position order), for statistics."""
+  seq_len, batch = tf.shape(ids)[1], tf.shape(ids)[0]
   position = tf.broadcast_to(tf.range(seq_len)[None], tf.shape(ids))
-  batch = tf.shape(ids)[0]
   flat = tf.reshape(unit + tf.range(batch)[:, None] * num_units, [-1])
   first = tf.reshape(tf.math.unsorted_segment_min(tf.reshape(position, [-1]), flat,
                                                   batch * num_units), [batch, num_units])
   last = tf.reshape(tf.math.unsorted_segment_max(tf.reshape(position, [-1]), flat,
                                                  batch * num_units), [batch, num_units])
-  span_units, present = _first_k(unit_selected, config.max_predictions)
-  span_first = tf.gather(first, span_units, batch_dims=1)
-  span_last = tf.gather(last, span_units, batch_dims=1)
-  bounds = tf.where(present[..., None], tf.stack([span_first - 1, span_last + 1], -1), 0)
-  slot = span_first[..., None] + tf.range(config.max_span_tokens)[None, None]
-  in_span = present[..., None] & (slot <= span_last[..., None])
-  slot = tf.where(in_span, slot, 0)
-  span_ids = tf.reshape(tf.gather(ids, tf.reshape(slot, [batch, -1]), batch_dims=1),
-                        tf.shape(slot))
-  return dict(span_bounds=bounds, span_ids=tf.where(in_span, span_ids, 0),
-              span_weights=tf.cast(in_span, tf.float32),
-              span_words=tf.where(present, tf.gather(words, span_units, batch_dims=1), 0))
+  token_unit = tf.gather(unit, positions, batch_dims=1)
+  token_first = tf.gather(first, token_unit, batch_dims=1)
+  token_last = tf.gather(last, token_unit, batch_dims=1)
+  bounds = tf.where(present[..., None], tf.stack([token_first - 1, token_last + 1], -1), 0)
+  slots = tf.where(present, positions - token_first, 0)
+  span_units, span_present = _first_k(unit_selected, config.max_predictions)
+  return dict(span_bounds=bounds, span_slots=slots,
+              span_weights=tf.cast(present & (slots < config.max_span_tokens), tf.float32),
+              span_words=tf.where(span_present, tf.gather(words, span_units, batch_dims=1), 0))
 
 
 @functools.lru_cache(maxsize=None)

@@ -24,7 +24,7 @@ from bertlab.data.tokenizers import Tokenizer, tokenizer_from_config
 
 _MASK_CHUNK_ROWS = 256
 # Without data.eval_source, one document in EVAL_EVERY is held out of training for --mode=eval.
-EVAL_EVERY = 50
+EVAL_EVERY = 20
 
 
 def tokenize_documents(docs: list[list[str]], tokenizer: Tokenizer,

@@ -58,13 +58,15 @@ class SpanBoundaryHead(nn.Module):
   tied word embeddings.
 
   `span_bounds` [B, S, 2] holds the positions of the tokens before and after each span; the
-  output is [B, S, max_span_length, vocab]: logits for the span's i-th token in slot i.
+  output is [B, S, max_span_length, vocab]: logits for the span's i-th token in slot i. With
+  `span_slots` [B, S] each row is one masked token (its span's bounds, its slot in the span)
+  and the output is [B, S, vocab], as SpanBERT trains it: one prediction per masked token.
   """
 
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, span_bounds, decode: Callable):
+  def __call__(self, x, span_bounds, decode: Callable, span_slots=None):
     config = self.config
     gather = lambda idx: jnp.take_along_axis(x, idx[..., None], axis=1)  # [B, S, H]
     left, right = gather(span_bounds[..., 0]), gather(span_bounds[..., 1])
@@ -75,12 +77,16 @@ class SpanBoundaryHead(nn.Module):
             nn.initializers.normal(config.initializer_range), (None, "embed")))(
                 jnp.arange(config.max_span_length))
     batch, spans, width = left.shape
-    slots = config.max_span_length
-    pair = jnp.concatenate([left, right], axis=-1)[:, :, None, :]
-    h = jnp.concatenate([
-        jnp.broadcast_to(pair, (batch, spans, slots, 2 * width)),
-        jnp.broadcast_to(positions, (batch, spans, slots, width)),
-    ], axis=-1)
+    if span_slots is not None:
+      slot = jnp.take(positions, jnp.clip(span_slots, 0, config.max_span_length - 1), axis=0)
+      h = jnp.concatenate([left, right, slot], axis=-1)
+    else:
+      slots = config.max_span_length
+      pair = jnp.concatenate([left, right], axis=-1)[:, :, None, :]
+      h = jnp.concatenate([
+          jnp.broadcast_to(pair, (batch, spans, slots, 2 * width)),
+          jnp.broadcast_to(positions, (batch, spans, slots, width)),
+      ], axis=-1)
     gelu = activation("gelu")
     h = layer_norm(config, "LayerNorm_0")(gelu(dense(config, width, (None, "embed"), "dense_0")(h)))
     h = dense(config, config.embed_size, ("embed", None), "dense_1")(h)

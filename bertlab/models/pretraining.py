@@ -25,7 +25,7 @@ class PretrainingOutput:
   mlm_logits: jax.Array | None = None  # [B, T or P, vocab]
   sentence_logits: jax.Array | None = None  # [B, 2]
   rtd_logits: jax.Array | None = None  # [B, T]
-  sbo_logits: jax.Array | None = None  # [B, S, max_span_length, vocab]
+  sbo_logits: jax.Array | None = None  # [B, S, max_span_length, vocab] or [B, S, vocab]
 
 
 def gather_positions(x, positions):
@@ -55,10 +55,11 @@ class PretrainingModel(nn.Module):
       self.sbo = SpanBoundaryHead(config)
 
   def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *,
-               masked_positions=None, span_bounds=None, deterministic: bool = True,
-               output_hidden_states: bool = True) -> PretrainingOutput:
+               masked_positions=None, span_bounds=None, span_slots=None,
+               deterministic: bool = True, output_hidden_states: bool = True) -> PretrainingOutput:
     """`masked_positions` [B, P] restricts MLM logits to those positions (all when None);
-    `span_bounds` [B, S, 2] are the SBO boundary positions (required with the sbo head)."""
+    `span_bounds` [B, S, 2] are the SBO boundary positions (required with the sbo head), with
+    `span_slots` [B, S] when each row is one masked token (see SpanBoundaryHead)."""
     config = self.config
     out = self.encoder(input_ids, attention_mask, token_type_ids, deterministic,
                        output_hidden_states)
@@ -78,7 +79,7 @@ class PretrainingModel(nn.Module):
           raise ValueError("The sbo head needs span_bounds [batch, spans, 2]: the positions "
                            "just before and just after each masked span.")
         span_bounds = jnp.zeros((input_ids.shape[0], 1, 2), jnp.int32)
-      heads["sbo_logits"] = self.sbo(sequence, span_bounds, self.encoder.attend)
+      heads["sbo_logits"] = self.sbo(sequence, span_bounds, self.encoder.attend, span_slots)
     return PretrainingOutput(out.last_hidden_state, out.pooled_output, out.hidden_states,
                              **heads)
 

@@ -34,10 +34,9 @@ def sentence(out, batch, name: str) -> tuple[jax.Array, dict]:
 
 
 def span_boundary(out, batch) -> tuple[jax.Array, dict]:
-  """SpanBERT's SBO: each span token from the two boundary tokens and its position."""
-  slots = out.sbo_logits.shape[2]
-  loss, accuracy = weighted_cross_entropy(out.sbo_logits, batch["span_ids"][..., :slots],
-                                          batch["span_weights"][..., :slots])
+  """SpanBERT's SBO: each masked token from its span's two boundary tokens and its position."""
+  loss, accuracy = weighted_cross_entropy(out.sbo_logits, batch["masked_ids"],
+                                          batch["span_weights"])
   return loss, dict(sbo_loss=loss, sbo_accuracy=accuracy)
 
 
@@ -79,6 +78,7 @@ def pretraining_loss(model, params, batch, rng, config,
   out = model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
                     batch["token_type_ids"], masked_positions=batch["masked_positions"],
                     span_bounds=batch["span_bounds"] if "sbo" in config.model.heads else None,
+                    span_slots=batch["span_slots"] if "sbo" in config.model.heads else None,
                     deterministic=not train, output_hidden_states=False, rngs={"dropout": rng})
   loss, metrics = mlm(out, batch)
   name = sentence_objective_name(config)

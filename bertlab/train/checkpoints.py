@@ -14,8 +14,9 @@ import orbax.checkpoint as ocp
 def manager(workdir: str, train) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       max_to_keep=train.keep_checkpoints, enable_async_checkpointing=True, create=True)
-  return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                               options=options, item_names=("state", "data"))
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"), options=options,
+      item_handlers=dict(state=ocp.StandardCheckpointHandler(), data=ocp.JsonCheckpointHandler()))
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state, data_position: dict):
@@ -23,16 +24,25 @@ def save(mngr: ocp.CheckpointManager, step: int, state, data_position: dict):
                                           data=ocp.args.JsonSave(data_position)), force=True)
 
 
+def _path_name(path) -> str:
+  """One spelling for a leaf's path, whether its containers are dataclasses, dicts or lists."""
+  parts = []
+  for key in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        parts.append(str(getattr(key, attr)))
+        break
+  return "/".join(parts)
+
+
 def check_shapes(mngr: ocp.CheckpointManager, step: int, abstract_state):
   """A checkpoint of another architecture: name every mismatched shape, keep the files."""
   stored = mngr.item_metadata(step)["state"]
   stored_tree = getattr(stored, "tree", stored)
-  ours = jax.tree_util.tree_leaves_with_path(abstract_state)
-  theirs = dict(jax.tree_util.tree_leaves_with_path(stored_tree))
-  by_name = {jax.tree_util.keystr(k): v for k, v in theirs.items()}
+  ours = {_path_name(k): v for k, v in jax.tree_util.tree_leaves_with_path(abstract_state)}
+  by_name = {_path_name(k): v for k, v in jax.tree_util.tree_leaves_with_path(stored_tree)}
   problems = []
-  for path, leaf in ours:
-    name = jax.tree_util.keystr(path)
+  for name, leaf in ours.items():
     other = by_name.pop(name, None)
     if other is None:
       problems.append(f"{name}: missing from the checkpoint")

@@ -25,7 +25,7 @@ from bertlab.train.optimizers import build_optimizer, learning_rate_schedule
 
 # What the train step reads from a batch of bertlab/data/pipeline.py.
 MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label",
-                "masked_positions", "masked_ids", "masked_weights", "span_bounds", "span_ids",
+                "masked_positions", "masked_ids", "masked_weights", "span_bounds", "span_slots",
                 "span_weights")
 
 
@@ -46,6 +46,7 @@ def _example_inputs(config):
   kwargs = dict(masked_positions=jnp.zeros((2, predictions), jnp.int32))
   if "sbo" in config.model.heads:
     kwargs["span_bounds"] = jnp.zeros((2, predictions, 2), jnp.int32)
+    kwargs["span_slots"] = jnp.zeros((2, predictions), jnp.int32)
   return (ids, jnp.ones_like(ids), jnp.zeros_like(ids)), kwargs
 
 
