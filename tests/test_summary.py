@@ -25,7 +25,8 @@ def test_summary_ends_with_the_two_counts(spec):
 
 def test_summary_takes_overrides():
   run = lambda *extra: subprocess.run(
-      [sys.executable, "-m", "bertlab.main", "--config=configs/albert.py:base", *extra],
+      [sys.executable, "-m", "bertlab.main", "--config=configs/albert.py:base", "--mode=summary",
+       *extra],
       cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()[-2]
   assert run() == "encoder_params: 11683584"
   assert run("--config.model.sharing=none") == "encoder_params: 89650176"
