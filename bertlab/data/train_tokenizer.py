@@ -61,20 +61,19 @@ def train_vocab(kind: str, files: list[str], vocab_size: int, out: str) -> str:
   return out
 
 
-_KIND = flags.DEFINE_enum("kind", "wordpiece", ["wordpiece", "sentencepiece", "bpe"],
-                          "Which vocabulary to train.")
-_CORPUS = flags.DEFINE_string("corpus", "default",
-                              "Text files (glob; one sentence per line) or `default`.")
-_VOCAB_SIZE = flags.DEFINE_integer("vocab_size", 30000, "Number of pieces.")
-_OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
-
-
 def main(argv):
   del argv
-  files = [corpus.default_corpus_path()] if _CORPUS.value == "default" else (
-      corpus._text_files(_CORPUS.value))
-  print(train_vocab(_KIND.value, files, _VOCAB_SIZE.value, _OUT.value))
+  FLAGS = flags.FLAGS
+  files = [corpus.default_corpus_path()] if FLAGS.corpus == "default" else (
+      corpus._text_files(FLAGS.corpus))
+  print(train_vocab(FLAGS.kind, files, FLAGS.vocab_size, FLAGS.out))
 
 
 if __name__ == "__main__":
+  # Flags only when run as a command: the library imports this module for `train_vocab`.
+  flags.DEFINE_enum("kind", "wordpiece", ["wordpiece", "sentencepiece", "bpe"],
+                    "Which vocabulary to train.")
+  flags.DEFINE_string("corpus", "default", "Text files (glob; one sentence per line) or `default`.")
+  flags.DEFINE_integer("vocab_size", 30000, "Number of pieces.")
+  flags.DEFINE_string("out", None, "Output directory.", required=True)
   app.run(main)
