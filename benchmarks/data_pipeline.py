@@ -72,50 +72,6 @@ def hf_pipeline(vocab_dir, docs, seq_len: int, batch: int, epochs: int = 3):
   return dict(sequences=n, first_epoch=n / (prepared + times[0]), next_epochs=n / min(times[1:]))
 
 
-def _bert_base_step(batch: int, seq_len: int, repeats: int = 3) -> float:
-  import flax.linen as nn
-  import jax
-  import jax.numpy as jnp
-  import optax
-  from bertlab.models.config import ModelConfig
-  from bertlab.models.pretraining import PretrainingModel
-  config = ModelConfig(family="bert", vocab_size=30522, hidden_size=768, num_layers=12,
-                       num_heads=12, intermediate_size=3072, heads=("mlm", "sentence"))
-  model = PretrainingModel(config)
-  rng = np.random.default_rng(0)
-  ids = jnp.asarray(rng.integers(0, 30522, (batch, seq_len)), jnp.int32)
-  positions = jnp.asarray(np.sort(rng.integers(1, seq_len, (batch, 20))), jnp.int32)
-  targets = jnp.take_along_axis(ids, positions, 1)
-  labels = jnp.asarray(rng.integers(0, 2, (batch,)), jnp.int32)
-  params = nn.unbox(jax.jit(model.init)(jax.random.key(0), ids)["params"])
-  optimizer = optax.adamw(1e-4, weight_decay=0.01)
-  state = optimizer.init(params)
-
-  def loss_fn(p):
-    out = model.apply({"params": p}, ids, masked_positions=positions, output_hidden_states=False)
-    mlm = optax.softmax_cross_entropy_with_integer_labels(out.mlm_logits.astype(jnp.float32),
-                                                          targets).mean()
-    nsp = optax.softmax_cross_entropy_with_integer_labels(
-        out.sentence_logits.astype(jnp.float32), labels).mean()
-    return mlm + nsp
-
-  @jax.jit
-  def step(p, s):
-    loss, grads = jax.value_and_grad(loss_fn)(p)
-    updates, s = optimizer.update(grads, s, p)
-    return optax.apply_updates(p, updates), s, loss
-
-  params, state, loss = step(params, state)
-  jax.block_until_ready(loss)
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    params, state, loss = step(params, state)
-    jax.block_until_ready(loss)
-    times.append(time.perf_counter() - t)
-  return batch / min(times)
-
-
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--copies", type=int, default=4)
@@ -149,7 +105,8 @@ def main():
   for seq_len, phase, a, b in rows:
     print(f"{seq_len:>7} {phase:>12} {a:>14.0f} {b:>10.0f} {a / b:>6.2f}")
   if not args.skip_train_step:
-    consumed = _bert_base_step(8, 128)
+    from train_step import run_bertlab  # the same Trainer step the train benchmark times
+    consumed = run_bertlab("base", 8, 128, steps=3)["tokens_per_sec"] / 128
     ours_128 = min(r[2] for r in rows if r[0] == 128)
     print(f"BERT-base train step (batch 8, seq 128, AdamW): {consumed:.2f} seq/s; the pipeline's "
           f"slowest phase at 128 is {ours_128 / consumed:.0f}x that")

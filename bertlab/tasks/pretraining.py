@@ -55,14 +55,18 @@ def replaced_token_detection(logits, replaced, attention_mask) -> tuple[jax.Arra
   return loss, dict(rtd_loss=loss, rtd_accuracy=accuracy, rtd_original_share=original_share)
 
 
-def unmasked_ids(batch):
-  """The original ids: the targets put back at the masked positions."""
-  rows = jnp.arange(batch["input_ids"].shape[0])[:, None]
+def _set_masked(ids, batch, values):
+  """`ids` with `values` [B, P] written at the batch's masked positions (padding rows skipped)."""
+  rows = jnp.arange(ids.shape[0])[:, None]
   keep = batch["masked_weights"] > 0
   positions = jnp.where(keep, batch["masked_positions"], 0)
-  originals = jnp.where(keep, batch["masked_ids"],
-                        jnp.take_along_axis(batch["input_ids"], positions, 1))
-  return batch["input_ids"].at[rows, positions].set(originals)
+  values = jnp.where(keep, values, jnp.take_along_axis(ids, positions, 1))
+  return ids.at[rows, positions].set(values)
+
+
+def unmasked_ids(batch):
+  """The original ids: the targets put back at the masked positions."""
+  return _set_masked(batch["input_ids"], batch, batch["masked_ids"])
 
 
 def sentence_objective_name(config) -> str | None:
@@ -112,11 +116,7 @@ def electra_loss(model, params, batch, rng, config,
   else:
     sampled = jnp.argmax(logits, -1)
   original = unmasked_ids(batch)
-  rows = jnp.arange(original.shape[0])[:, None]
-  keep = batch["masked_weights"] > 0
-  positions = jnp.where(keep, batch["masked_positions"], 0)
-  replaced_values = jnp.where(keep, sampled, jnp.take_along_axis(original, positions, 1))
-  corrupted = original.at[rows, positions].set(replaced_values)
+  corrupted = _set_masked(original, batch, sampled)
   replaced = corrupted != original
   disc = model.apply({"params": params}, corrupted, batch["attention_mask"],
                      batch["token_type_ids"], deterministic=not train, output_hidden_states=False,

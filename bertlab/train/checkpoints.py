@@ -59,6 +59,8 @@ def check_shapes(mngr: ocp.CheckpointManager, step: int, abstract_state):
 
 
 def restore(mngr: ocp.CheckpointManager, step: int, abstract_state, shardings):
+  """The state at `step`, placed in `shardings`, after checking it fits `abstract_state`."""
+  check_shapes(mngr, step, abstract_state)
   target = jax.tree_util.tree_map(
       lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings)
   restored = mngr.restore(step, args=ocp.args.Composite(

@@ -114,15 +114,16 @@ class Trainer:
     loss, metrics = self.loss_fn(self.model, state.params, batch, rng, self.config, train=False)
     return dict(metrics, loss=loss)
 
+  def _global(self, host_batch: dict) -> dict:
+    return partitioning.global_batch({k: host_batch[k] for k in MODEL_FIELDS}, self.mesh)
+
   def step(self, state: TrainState, host_batch: dict):
-    batch = partitioning.global_batch({k: host_batch[k] for k in MODEL_FIELDS}, self.mesh)
     with self.context():
-      return self._step(state, batch)
+      return self._step(state, self._global(host_batch))
 
   def evaluate_batch(self, state: TrainState, host_batch: dict, index: int) -> dict:
-    batch = partitioning.global_batch({k: host_batch[k] for k in MODEL_FIELDS}, self.mesh)
     with self.context():
-      return self._eval(state, batch, jax.random.key(index))
+      return self._eval(state, self._global(host_batch), jax.random.key(index))
 
 
 class _Preemption:
@@ -159,7 +160,6 @@ def restore_or_init(trainer: Trainer, mngr) -> tuple[TrainState, int]:
   step = mngr.latest_step()
   if step is None:
     return trainer.init_state(), 0
-  checkpoints.check_shapes(mngr, step, trainer.abstract_state)
   state, data_position = checkpoints.restore(mngr, step, trainer.abstract_state,
                                              trainer.state_shardings)
   return state, int(data_position["step"])
@@ -222,7 +222,6 @@ def evaluate(config, workdir: str) -> dict:
   if step is None:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train first, with the "
                             "same --config and --workdir.")
-  checkpoints.check_shapes(mngr, step, trainer.abstract_state)
   state, _ = checkpoints.restore(mngr, step, trainer.abstract_state, trainer.state_shardings)
   data = PretrainingData.from_config(config, split="eval")
   batches = data.batches(0)
