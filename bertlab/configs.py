@@ -108,3 +108,32 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
                         learning_rate=1e-3 if config.train.optimizer == "adamw" else 2e-2)
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, rules=()))
   return config
+
+
+def finetune_config(task: str, name: str, seq_len: int, train: dict | None = None,
+                    **finetune) -> ml_collections.ConfigDict:
+  """A fine-tuning config: `finetune` (task, init_from, freeze_encoder, layerwise_lr_decay),
+  `data` (local files or TFDS, subsets, tokenizer for a fresh model), `train` (BERT's
+  fine-tuning recipe, Appendix A.3) and `mesh`.
+
+  `model` is the architecture when training from scratch (a tiny BERT by default); a
+  checkpoint in `finetune.init_from` brings its own, keeping `model.dropout_rate` and `dtype`.
+  """
+  config = base_config(dict(family="bert", vocab_size=TINY_VOCAB_SIZE, heads=(),
+                            **BERT_SIZES["tiny"]))
+  config.finetune = ml_collections.ConfigDict(dict(
+      task=task, name=name, init_from="", freeze_encoder=False,
+      # ELECTRA's fine-tuning recipe uses 0.8 (base) / 0.9 (large); 1.0 is off.
+      layerwise_lr_decay=1.0))
+  config.finetune.update(finetune)
+  config.data = ml_collections.ConfigDict(dict(
+      data_dir="", max_train_examples=0, max_eval_examples=0, seq_len=seq_len,
+      tokenizer="wordpiece", vocab="default",
+      lower_case=ml_collections.config_dict.placeholder(bool), word_boundary="marker"))
+  config.train = ml_collections.ConfigDict(dict(
+      batch_size=32, eval_batch_size=64, epochs=3, optimizer="adamw", learning_rate=2e-5,
+      b2=0.999, warmup_proportion=0.1, weight_decay=0.01, grad_clip=1.0, grad_accum_steps=1,
+      log_every=50, seed=0))
+  config.train.update(train or {})
+  config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, rules=()))
+  return config

@@ -1,4 +1,7 @@
-"""Entry point: python -m bertlab.main --config=configs/<family>.py:<size> --workdir=DIR."""
+"""Entry point: python -m bertlab.main --config=configs/<family>.py:<size> --workdir=DIR.
+
+A config with a `finetune` section (configs/finetune/) fine-tunes; the others pretrain.
+"""
 
 from absl import app, flags
 from ml_collections import config_flags
@@ -28,12 +31,17 @@ def main(argv):
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     if not _WORKDIR.value:
       raise app.UsageError(f"--mode={_MODE.value} needs --workdir.")
-    from bertlab.train import trainer
-    if _MODE.value == "train":
-      trainer.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    import json
+    if "finetune" in _CONFIG.value:
+      from bertlab.train import finetuner as trainer
+      run, evaluate = trainer.finetune, trainer.evaluate
     else:
-      import json
-      print(json.dumps(trainer.evaluate(_CONFIG.value, _WORKDIR.value)))
+      from bertlab.train import trainer
+      run, evaluate = trainer.train_and_evaluate, trainer.evaluate
+    if _MODE.value == "train":
+      run(_CONFIG.value, _WORKDIR.value)
+    else:
+      print(json.dumps(evaluate(_CONFIG.value, _WORKDIR.value)))
   elif _MODE.value == "summary":
     print("\n".join(summary.summary_lines(_CONFIG.value)))
   elif _MODE.value == "inspect_data":

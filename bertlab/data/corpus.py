@@ -30,6 +30,10 @@ _SKIPPED_DIRS = {"test", "tests", "idlelib", "site-packages", "lib2to3", "turtle
                  "__pycache__", "ensurepip", "pydoc_data"}
 
 
+# Part of the cache name: bump it when the corpus's construction changes.
+CORPUS_VERSION = 2
+
+
 def cache_dir() -> str:
   """`$BERTLAB_CACHE`, else `~/.cache/bertlab`: the built default corpus and vocabularies."""
   path = os.environ.get("BERTLAB_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
@@ -57,7 +61,12 @@ def _document(texts: list[str]) -> Document:
 
 
 def _stdlib_documents() -> Iterator[Document]:
-  """One document per stdlib module (its docstrings in source order) and per pydoc topic."""
+  """One document per docstring (module, class or function) and per pydoc topic.
+
+  A docstring is one coherent text: its summary line first, then the details. A module's
+  docstrings concatenated are not (one function's text runs into the next), and on such
+  documents sentence-order prediction has nothing to learn.
+  """
   root = sysconfig.get_paths()["stdlib"]
   for folder, dirs, files in os.walk(root):
     dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
@@ -67,9 +76,11 @@ def _stdlib_documents() -> Iterator[Document]:
           tree = ast.parse(f.read())
       except (SyntaxError, UnicodeDecodeError, ValueError):
         continue
-      docs = [ast.get_docstring(node) for node in ast.walk(tree) if isinstance(
-          node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
-      yield _document([d for d in docs if d])
+      for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+          docstring = ast.get_docstring(node)
+          if docstring:
+            yield _document([docstring])
   from pydoc_data.topics import topics
   for key in sorted(topics):
     yield _document([topics[key]])
@@ -78,8 +89,8 @@ def _stdlib_documents() -> Iterator[Document]:
 def default_corpus_path() -> str:
   """Builds (once per Python version) and returns the embedded corpus as a BERT-format file."""
   tag = hashlib.sha1(sys.version.encode()).hexdigest()[:8]
-  path = os.path.join(cache_dir(), f"default_corpus-py{sys.version_info[0]}{sys.version_info[1]}"
-                      f"-{tag}.txt")
+  path = os.path.join(cache_dir(), f"default_corpus{CORPUS_VERSION}-py{sys.version_info[0]}"
+                      f"{sys.version_info[1]}-{tag}.txt")
   if not os.path.exists(path):
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:

@@ -19,6 +19,7 @@ pieces carry no marker, as in Chinese, or mark the end of a word instead).
 import dataclasses
 import json
 import os
+import shutil
 
 import numpy as np
 import tensorflow as tf
@@ -242,7 +243,12 @@ def default_vocab(kind: str, vocab_size: int) -> str:
   if not os.path.exists(directory):
     tmp = f"{directory}.{os.getpid()}.tmp"
     train_tokenizer.train_vocab(kind, [corpus_path], vocab_size, tmp)
-    os.replace(tmp, directory)
+    try:
+      os.replace(tmp, directory)
+    except OSError:  # another process built it first: theirs is the same vocabulary
+      if not os.path.isdir(directory):
+        raise
+      shutil.rmtree(tmp, ignore_errors=True)
   return directory
 
 

@@ -121,18 +121,22 @@ def params_from_tensors(config: ModelConfig, tensors: dict[str, np.ndarray]) -> 
 
 
 def load_pretrained(path: str, dtype: str = "float32"):
-  """(model, params) from a Hugging Face directory or an original TF checkpoint.
+  """(model, params) from a Hugging Face directory, an original TF checkpoint or a bertlab
+  pretraining workdir (its latest checkpoint).
 
   The heads come from the checkpoint: a BertForPreTraining file gives mlm + NSP, an
   ElectraForPreTraining file the RTD head, an ElectraForMaskedLM file the generator's mlm.
   """
-  from bertlab.hub import tf_checkpoints
+  from bertlab.hub import tf_checkpoints, workdir
+  if workdir.is_workdir(path):
+    return workdir.load(path, dtype)
   if tf_checkpoints.is_tf_checkpoint(path):
     return tf_checkpoints.load(path, dtype)
   config_file = os.path.join(path, "config.json")
   if not os.path.exists(config_file):
-    raise FileNotFoundError(f"{path} holds no config.json: pass a Hugging Face directory or "
-                            "a TF checkpoint (with bert_config.json / albert_config.json).")
+    raise FileNotFoundError(f"{path} holds no config.json: pass a Hugging Face directory, "
+                            "a TF checkpoint (with bert_config.json / albert_config.json) or "
+                            "a bertlab workdir.")
   with open(config_file) as f:
     hf = json.load(f)
   model_type = hf.get("model_type")

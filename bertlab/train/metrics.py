@@ -40,13 +40,17 @@ class MetricWriter:
   def write(self, step: int, metrics: dict):
     if not self.enabled:
       return
-    row = {"step": int(step), **{k: float(v) for k, v in metrics.items()}}
+    """Numbers as floats; strings (an evaluation row's `split`) stay labels, and prefix the
+    TensorBoard tags of that row."""
+    row = {"step": int(step), **{k: v if isinstance(v, (str, bool)) else float(v)
+                                 for k, v in metrics.items()}}
     self._jsonl.write(json.dumps(row) + "\n")
     self._jsonl.flush()
+    prefix = "".join(f"{v}/" for v in row.values() if isinstance(v, str))
     with self._events.as_default(step=int(step)):
       for key, value in row.items():
-        if key != "step":
-          self._tf.summary.scalar(key, value)
+        if key != "step" and not isinstance(value, (str, bool)):
+          self._tf.summary.scalar(prefix + key, value)
     self._events.flush()
 
   def close(self):

@@ -23,7 +23,9 @@ def decays(path) -> bool:
   return not (names[-1] == "bias" or any(n.startswith("LayerNorm") for n in names))
 
 
-def build_optimizer(train) -> optax.GradientTransformation:
+def build_optimizer(train, extra: optax.GradientTransformation | None = None
+                    ) -> optax.GradientTransformation:
+  """`extra` runs after the optimizer on its updates (fine-tuning's per-layer factors)."""
   if train.optimizer not in OPTIMIZERS:
     raise ValueError(f"Unknown train.optimizer {train.optimizer!r}; valid: "
                      f"{', '.join(OPTIMIZERS)}.")
@@ -35,7 +37,8 @@ def build_optimizer(train) -> optax.GradientTransformation:
   else:
     core = optax.lamb(schedule, b1=0.9, b2=train.get("b2", 0.999), eps=1e-6, weight_decay=train.weight_decay,
                       mask=mask)
-  chain = optax.chain(optax.clip_by_global_norm(train.grad_clip), core) if train.grad_clip else core
+  parts = ([optax.clip_by_global_norm(train.grad_clip)] if train.grad_clip else []) + [core]
+  chain = optax.chain(*parts, *([extra] if extra is not None else []))
   if train.grad_accum_steps > 1:
     return optax.MultiSteps(chain, every_k_schedule=train.grad_accum_steps)
   return chain

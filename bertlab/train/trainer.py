@@ -19,6 +19,7 @@ import optax
 
 from bertlab.configs import build_model, model_config
 from bertlab.data.pipeline import PretrainingData
+from bertlab.hub import workdir as hub_workdir
 from bertlab.tasks import pretraining
 from bertlab.train import checkpoints, metrics as metric_lib, partitioning
 from bertlab.train.optimizers import build_optimizer, learning_rate_schedule
@@ -170,6 +171,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   trainer = Trainer(config)
   mngr = checkpoints.manager(workdir, config.train)
   state, start = restore_or_init(trainer, mngr)
+  hub_workdir.write_config(config, workdir)  # what load_pretrained(workdir) rebuilds from
   data = PretrainingData.from_config(config)
   batches = data.batches(start)
   writer = metric_lib.MetricWriter(workdir)

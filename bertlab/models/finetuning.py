@@ -1,0 +1,54 @@
+"""Fine-tuning models: the one encoder with a task head (GLUE, SQuAD, NER).
+
+The encoder's parameters sit under `encoder`, as in the pretraining models, so a pretrained
+encoder drops in whatever head it was trained with.
+"""
+
+import flax.linen as nn
+import jax
+
+from bertlab.models.config import ModelConfig
+from bertlab.models.encoder import Encoder
+from bertlab.models.heads import SequenceHead, SpanHead, TokenHead
+
+HEAD_KINDS = ("classification", "regression", "span", "token")
+
+
+class FinetuningModel(nn.Module):
+  """`head`: classification / regression on the pooled first token, span (start and end
+  logits), or token (a label per token). `freeze_encoder` is the feature-based mode: no
+  gradient reaches the encoder, only the head learns."""
+
+  config: ModelConfig
+  head: str
+  num_labels: int = 2
+  freeze_encoder: bool = False
+
+  def setup(self):
+    if self.head not in HEAD_KINDS:
+      raise ValueError(f"Unknown head {self.head!r}; valid: {', '.join(HEAD_KINDS)}.")
+    self.encoder = Encoder(self.config)
+    if self.head in ("classification", "regression"):
+      activation = "gelu" if self.config.family == "electra" else "tanh"
+      self.classifier = SequenceHead(self.config, 1 if self.head == "regression" else
+                                     self.num_labels, activation)
+    elif self.head == "span":
+      self.qa = SpanHead(self.config)
+    else:
+      self.tagger = TokenHead(self.config, self.num_labels)
+
+  def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
+               deterministic: bool = True):
+    out = self.encoder(input_ids, attention_mask, token_type_ids, deterministic,
+                       output_hidden_states=False)
+    sequence, pooled = out.last_hidden_state, out.pooled_output
+    if self.freeze_encoder:
+      sequence = jax.lax.stop_gradient(sequence)
+      pooled = None if pooled is None else jax.lax.stop_gradient(pooled)
+    if self.head in ("classification", "regression"):
+      logits = self.classifier(sequence, pooled, deterministic)
+      return logits[..., 0] if self.head == "regression" else logits
+    if self.head == "span":
+      return self.qa(sequence)
+    return self.tagger(sequence, deterministic)
+

@@ -1,0 +1,388 @@
+"""The fine-tuning loop: a pretrained (or fresh) encoder with a task head, epochs of AdamW with
+warmup over `train.warmup_proportion` of the steps then linear decay, evaluation after each
+epoch, the best checkpoint kept and the official prediction files written from it.
+
+Resume is per epoch: `checkpoints/` holds the last finished epoch, `best/` the best one by the
+task's main metric. Epoch e shuffles the training rows with seed `train.seed + e`, so a resumed
+run sees the order an uninterrupted one would have.
+"""
+
+import copy
+import json
+import os
+import time
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from bertlab.data import finetune as finetune_data
+from bertlab.models.config import ModelConfig
+from bertlab.models.encoder import copy_of_layer
+from bertlab.models.finetuning import FinetuningModel
+from bertlab.train import metrics as metric_lib, partitioning
+from bertlab.train.optimizers import build_optimizer
+
+TASKS = ("glue", "squad", "ner")
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: dict
+  opt_state: optax.OptState
+
+
+def build_job(config, tokenizer, model_config: ModelConfig):
+  task, name = config.finetune.task, config.finetune.name
+  if task == "glue":
+    from bertlab.tasks.glue import GlueJob
+    return GlueJob(name, config.data, tokenizer, model_config.type_vocab_size)
+  if task == "squad":
+    from bertlab.tasks.squad import SquadJob
+    return SquadJob(name, config.data, tokenizer, model_config.type_vocab_size,
+                    config.get("squad"))
+  if task == "ner":
+    from bertlab.tasks.ner import NerJob
+    return NerJob(config.data, tokenizer, tuple(config.finetune.labels))
+  raise ValueError(f"Unknown finetune.task {task!r}; valid: {', '.join(TASKS)}.")
+
+
+def task_loss(head: str, outputs, batch) -> tuple[jax.Array, dict]:
+  """The head's loss, averaged over real rows (padding rows carry example_weight 0)."""
+  weight = batch["example_weight"]
+  total = jnp.maximum(weight.sum(), 1.0)
+  if head == "classification":
+    losses = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32),
+                                                            batch["labels"])
+    correct = (outputs.argmax(-1) == batch["labels"]) * weight
+    return (losses * weight).sum() / total, {"train_accuracy": correct.sum() / total}
+  if head == "regression":
+    losses = (outputs.astype(jnp.float32) - batch["labels"]) ** 2
+    return (losses * weight).sum() / total, {}
+  if head == "span":
+    start, end = (o.astype(jnp.float32) for o in outputs)
+    losses = (optax.softmax_cross_entropy_with_integer_labels(start, batch["start_positions"])
+              + optax.softmax_cross_entropy_with_integer_labels(end, batch["end_positions"])) / 2
+    return (losses * weight).sum() / total, {}
+  tokens = batch["label_weights"] * weight[:, None]
+  losses = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32),
+                                                          batch["label_ids"])
+  count = jnp.maximum(tokens.sum(), 1.0)
+  correct = (outputs.argmax(-1) == batch["label_ids"]) * tokens
+  return (losses * tokens).sum() / count, {"train_accuracy": correct.sum() / count}
+
+
+def update_scales(params, config: ModelConfig, layer_decay: float, freeze_encoder: bool):
+  """A factor per parameter (row of a layer stack) on its update: ELECTRA's layer-wise
+  learning-rate decay (layer l of L gets decay^(L + 1 - l), embeddings decay^(L + 1), the
+  head 1), and 0 on the encoder in the feature-based mode."""
+  depth_of_head = config.num_layers + 1
+
+  def scale(path, leaf):
+    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    if names[0] != "encoder":
+      return jnp.ones((), jnp.float32)
+    if freeze_encoder:
+      return jnp.zeros((), jnp.float32)
+    if "layers" in names:
+      sublayer = next((n for n in names if n in ("attention", "ffn")), None)
+      if sublayer is None:
+        depth = np.full(leaf.shape[0], config.num_layers)
+      else:
+        rows = copy_of_layer(config, sublayer)
+        depth = np.array([rows.tolist().index(r) + np.sum(rows == r) for r in range(
+            leaf.shape[0])])
+      factors = layer_decay ** (depth_of_head - depth).astype(np.float32)
+      return jnp.asarray(factors.reshape((-1,) + (1,) * (leaf.ndim - 1)), jnp.float32)
+    depth = config.num_layers + 1 if names[1] == "pooler" else 0
+    return jnp.asarray(layer_decay ** (depth_of_head - depth), jnp.float32)
+
+  return jax.tree_util.tree_map_with_path(scale, params)
+
+
+def scale_updates(scales) -> optax.GradientTransformation:
+  return optax.GradientTransformation(
+      lambda params: optax.EmptyState(),
+      lambda updates, state, params=None: (jax.tree.map(lambda u, s: u * s, updates, scales),
+                                           state))
+
+
+class Finetuner:
+  """Model, optimizer, mesh and the jitted train and predict steps of one fine-tuning run."""
+
+  def __init__(self, config, model_config: ModelConfig, head: str, num_labels: int,
+               total_steps: int):
+    self.config, self.head = config, head
+    self.model = FinetuningModel(model_config, head, num_labels,
+                                 bool(config.finetune.freeze_encoder))
+    train = copy.deepcopy(config.train)
+    with train.unlocked():
+      train.steps = max(total_steps, 1)
+      train.warmup_steps = int(config.train.warmup_proportion * total_steps)
+    self.mesh = partitioning.build_mesh(config.mesh)
+    self.rules = partitioning.rules_from_config(config.mesh)
+    seq_len = config.data.seq_len
+    self._example = jnp.zeros((2, seq_len), jnp.int32)
+    with nn.logical_axis_rules(self.rules):
+      boxed = jax.eval_shape(self._init_params, jax.random.key(0))
+    params_shape = nn.unbox(boxed)
+    decay = config.finetune.get("layerwise_lr_decay") or 1.0
+    scales = update_scales(params_shape, model_config, decay,
+                           bool(config.finetune.freeze_encoder))
+    self.optimizer = build_optimizer(train, extra=scale_updates(scales))
+    with nn.logical_axis_rules(self.rules):
+      boxed_state = jax.eval_shape(lambda: TrainState(
+          jnp.zeros((), jnp.int32), boxed, self.optimizer.init(boxed)))
+    self.state_shardings = partitioning.shardings_of(boxed_state, self.mesh, self.rules)
+    self.abstract_state = nn.unbox(boxed_state)
+    batch = partitioning.batch_sharding(self.mesh)
+    self._step = jax.jit(self._train_step, in_shardings=(self.state_shardings, batch),
+                         out_shardings=(self.state_shardings, partitioning.replicated(self.mesh)),
+                         donate_argnums=0)
+    self._predict = jax.jit(self._predict_step,
+                            in_shardings=(self.state_shardings.params, batch))
+
+  def _init_params(self, rng):
+    ids = self._example
+    return self.model.init({"params": rng, "dropout": rng}, ids, jnp.ones_like(ids),
+                           jnp.zeros_like(ids))["params"]
+
+  def init_state(self, pretrained_encoder=None) -> TrainState:
+    with nn.logical_axis_rules(self.rules):
+      params = nn.unbox(jax.jit(self._init_params)(jax.random.key(self.config.train.seed)))
+    if pretrained_encoder is not None:
+      params = dict(params, encoder=_fit_encoder(params["encoder"], pretrained_encoder))
+    make = jax.jit(lambda p: TrainState(jnp.zeros((), jnp.int32), p, self.optimizer.init(p)),
+                   out_shardings=self.state_shardings)
+    return make(params)
+
+  def _train_step(self, state: TrainState, batch):
+    rng = jax.random.fold_in(jax.random.key(self.config.train.seed), state.step)
+
+    def loss_fn(params):
+      outputs = self.model.apply({"params": params}, batch["input_ids"],
+                                 batch["attention_mask"], batch["token_type_ids"],
+                                 deterministic=False, rngs={"dropout": rng})
+      return task_loss(self.head, outputs, batch)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(state.step + 1, params, opt_state), dict(metrics, loss=loss)
+
+  def _predict_step(self, params, batch):
+    return self.model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
+                            batch["token_type_ids"])
+
+  def step(self, state, host_batch):
+    with jax.sharding.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
+      return self._step(state, partitioning.global_batch(host_batch, self.mesh))
+
+  def predict(self, params, arrays: dict, batch_size: int):
+    """The head's outputs for every row of `arrays`, in order, as numpy."""
+    inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+    count, outputs = len(inputs["input_ids"]), []
+    with jax.sharding.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
+      for batch in finetune_data.batches(inputs, batch_size, None, drop_remainder=False):
+        batch = {k: v.numpy() for k, v in batch.items() if k != "example_weight"}
+        outputs.append(jax.device_get(self._predict(
+            params, partitioning.global_batch(batch, self.mesh))))
+    if isinstance(outputs[0], tuple):
+      return tuple(np.concatenate([o[i] for o in outputs])[:count] for i in range(2))
+    return np.concatenate(outputs)[:count]
+
+
+def _fit_encoder(fresh: dict, pretrained: dict) -> dict:
+  """The pretrained encoder's parameters in place of the fresh ones, or an error naming every
+  mismatched shape."""
+  fresh_flat = flax.traverse_util.flatten_dict(fresh, sep="/")
+  pretrained_flat = flax.traverse_util.flatten_dict(pretrained, sep="/")
+  problems = [f"{k}: checkpoint {tuple(np.shape(pretrained_flat[k]))} vs model "
+              f"{tuple(v.shape)}" for k, v in fresh_flat.items()
+              if k in pretrained_flat and np.shape(pretrained_flat[k]) != v.shape]
+  problems += [f"{k}: missing from the checkpoint" for k in fresh_flat if k not in pretrained_flat]
+  if problems:
+    raise ValueError("The pretrained encoder does not fit the fine-tuning model:\n  "
+                     + "\n  ".join(problems[:20]))
+  return flax.traverse_util.unflatten_dict(
+      {k: jnp.asarray(pretrained_flat[k], v.dtype) for k, v in fresh_flat.items()}, sep="/")
+
+
+def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
+  """(model config, pretrained encoder params or None, tokenizer) per `finetune.init_from`.
+
+  A checkpoint brings its own architecture and vocabulary; `data.vocab` overrides the
+  vocabulary (for a checkpoint directory that holds none). From scratch, `model` and `data`
+  of the config say both."""
+  from bertlab.configs import model_config
+  from bertlab.data import tokenizers
+  init_from = config.finetune.init_from
+  if not init_from:
+    cfg = model_config(config)
+    return cfg, None, tokenizers.tokenizer_from_config(config.data, cfg.vocab_size)
+  from bertlab.hub import load_pretrained, workdir
+  model, params = load_pretrained(init_from)
+  cfg = model.config.replace(dtype=config.model.dtype,
+                             dropout_rate=config.model.dropout_rate,
+                             attention_dropout_rate=config.model.attention_dropout_rate)
+  if config.data.vocab != "default":
+    tokenizer = tokenizers.load_tokenizer(config.data.vocab, None, config.data.get("lower_case"))
+  elif workdir.is_workdir(init_from):
+    tokenizer = workdir.tokenizer(init_from)
+  else:
+    try:
+      tokenizer = tokenizers.load_tokenizer(init_from, None, config.data.get("lower_case"))
+    except (FileNotFoundError, ValueError) as error:
+      raise FileNotFoundError(f"{init_from} has no vocabulary bertlab can read ({error}). "
+                              "Set data.vocab to the checkpoint's vocab.txt / spiece.model / "
+                              "vocab.json+merges.txt directory.") from None
+  if tokenizer.vocab_size > cfg.vocab_size:
+    raise ValueError(f"The tokenizer has {tokenizer.vocab_size} pieces but the checkpoint's "
+                     f"vocab_size is {cfg.vocab_size}: they do not belong together.")
+  return cfg, params["encoder"], tokenizer
+
+
+def _managers(workdir: str):
+  base = os.path.abspath(workdir)
+  latest = ocp.CheckpointManager(
+      os.path.join(base, "checkpoints"),
+      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
+      item_handlers=dict(state=ocp.StandardCheckpointHandler(),
+                         progress=ocp.JsonCheckpointHandler()))
+  return latest
+
+
+def _save_best(workdir: str, params, record: dict):
+  directory = os.path.join(os.path.abspath(workdir), "best")
+  checkpointer = ocp.StandardCheckpointer()
+  target = os.path.join(directory, "params")
+  if os.path.exists(target):
+    import shutil
+    shutil.rmtree(target)
+  checkpointer.save(target, params)
+  checkpointer.wait_until_finished()
+  with open(os.path.join(directory, "best.json"), "w") as f:
+    json.dump(record, f, indent=2)
+
+
+def _restore_best(workdir: str, abstract_params, shardings):
+  directory = os.path.join(os.path.abspath(workdir), "best")
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        abstract_params, shardings)
+  params = ocp.StandardCheckpointer().restore(os.path.join(directory, "params"), target)
+  with open(os.path.join(directory, "best.json")) as f:
+    return params, json.load(f)
+
+
+def _evaluate_splits(finetuner, job, params, config) -> dict[str, tuple[dict, object]]:
+  results = {}
+  for split in job.eval_splits:
+    outputs = finetuner.predict(params, job.arrays(split), config.train.eval_batch_size)
+    results[split] = job.score(split, outputs)
+  return results
+
+
+def _prepare(config):
+  if config.finetune.task not in TASKS:
+    raise ValueError(f"Unknown finetune.task {config.finetune.task!r}; valid: "
+                     f"{', '.join(TASKS)}.")
+  model_cfg, encoder_params, tokenizer = resolve_init(config)
+  job = build_job(config, tokenizer, model_cfg)
+  return model_cfg, encoder_params, job
+
+
+def finetune(config, workdir: str) -> dict:
+  """Fine-tunes per `config` in `workdir` (resuming per epoch) and returns the best epoch's
+  metrics; prediction files go to `workdir/predictions/`."""
+  model_cfg, encoder_params, job = _prepare(config)
+  train_arrays = job.arrays("train")
+  batch_size, epochs = config.train.batch_size, config.train.epochs
+  steps_per_epoch = len(train_arrays["input_ids"]) // batch_size
+  if steps_per_epoch == 0:
+    raise ValueError(f"{len(train_arrays['input_ids'])} training examples make no batch of "
+                     f"{batch_size}; lower train.batch_size.")
+  finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, epochs * steps_per_epoch)
+  from bertlab.hub import workdir as hub_workdir
+  hub_workdir.write_config(config, workdir)
+  mngr = _managers(workdir)
+  start_epoch, best = 0, None
+  if mngr.latest_step() is not None:
+    from bertlab.train import checkpoints
+    checkpoints.check_shapes(mngr, mngr.latest_step(), finetuner.abstract_state)
+    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          finetuner.abstract_state, finetuner.state_shardings)
+    restored = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), progress=ocp.args.JsonRestore()))
+    state, progress = restored["state"], restored["progress"]
+    start_epoch, best = progress["epoch"], progress["best"]
+    print(f"Resumed after epoch {start_epoch} in {workdir}.")
+  else:
+    state = finetuner.init_state(encoder_params)
+  writer = metric_lib.MetricWriter(workdir)
+  main_split = job.eval_splits[0]
+  try:
+    for epoch in range(start_epoch, epochs):
+      timer = time.perf_counter()
+      sums, count = {}, 0
+      for batch in finetune_data.batches(train_arrays, batch_size, config.train.seed + epoch,
+                                         drop_remainder=True):
+        state, values = finetuner.step(state, {k: v.numpy() for k, v in batch.items()})
+        count += 1
+        if count % config.train.log_every == 0 or count == steps_per_epoch:
+          values = {k: float(v) for k, v in jax.device_get(values).items()}
+          if not np.isfinite(values["loss"]):
+            raise FloatingPointError(f"The loss is {values['loss']} at epoch {epoch + 1}, "
+                                     f"step {count}; lower train.learning_rate.")
+          for k, v in values.items():
+            sums[k] = v
+      seconds = time.perf_counter() - timer
+      step = int(jax.device_get(state.step))
+      writer.write(step, dict(sums, epoch=epoch + 1, train_seconds=seconds,
+                              examples_per_sec=count * batch_size / seconds))
+      results = _evaluate_splits(finetuner, job, state.params, config)
+      for split, (metrics, _) in results.items():
+        writer.write(step, dict(metrics, eval=True, split=split, epoch=epoch + 1))
+      metrics = results[main_split][0]
+      line = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+      print(f"epoch {epoch + 1}/{epochs} | loss {sums.get('loss', float('nan')):.4f} | "
+            f"{main_split}: {line}", flush=True)
+      if best is None or metrics[job.main_metric] > best["metrics"][job.main_metric]:
+        best = dict(epoch=epoch + 1, step=step, metrics=metrics)
+        _save_best(workdir, state.params, best)
+      mngr.save(epoch + 1, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(
+              dict(epoch=epoch + 1, best=best))), force=True)
+      mngr.wait_until_finished()
+  finally:
+    writer.close()
+  write_predictions(finetuner, job, config, workdir)
+  return best
+
+
+def write_predictions(finetuner, job, config, workdir: str) -> dict:
+  """The best checkpoint's official prediction files (and its dev metrics)."""
+  params, best = _restore_best(workdir, finetuner.abstract_state.params,
+                               finetuner.state_shardings.params)
+  directory = os.path.join(workdir, "predictions")
+  os.makedirs(directory, exist_ok=True)
+  results = _evaluate_splits(finetuner, job, params, config)
+  for split, (_, predictions) in results.items():
+    job.write_predictions(split, predictions, directory)
+  for split in getattr(job, "test_splits", lambda: ())():
+    outputs = finetuner.predict(params, job.test_arrays(split), config.train.eval_batch_size)
+    job.write_test_predictions(split, outputs, directory)
+  return {split: metrics for split, (metrics, _) in results.items()} | {"best": best}
+
+
+def evaluate(config, workdir: str) -> dict:
+  """`--mode=eval` of a fine-tuning config: the best checkpoint's metrics on each dev split."""
+  model_cfg, _, job = _prepare(config)
+  finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, 1)
+  if not os.path.exists(os.path.join(workdir, "best", "best.json")):
+    raise FileNotFoundError(f"No best checkpoint in {workdir}/best: fine-tune first.")
+  return write_predictions(finetuner, job, config, workdir)
