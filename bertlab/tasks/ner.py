@@ -61,8 +61,14 @@ def tfds_sentences(split: str, limit: int | None = None) -> list[Sentence]:
   data = tfds.load("conll2003", split=TFDS_SPLITS[split], shuffle_files=False)
   if limit:
     data = data.take(limit)
-  return [Sentence([w.decode("utf-8") for w in r["tokens"]], [names[t] for t in r["ner"]])
-          for r in tfds.as_numpy(data)]
+  sentences = []
+  for index, record in enumerate(tfds.as_numpy(data)):
+    if len(record["tokens"]) != len(record["ner"]):
+      raise ValueError(f"conll2003 {split} record {index}: {len(record['tokens'])} tokens but "
+                       f"{len(record['ner'])} NER tags.")
+    sentences.append(Sentence([w.decode("utf-8") for w in record["tokens"]],
+                              [names[t] for t in record["ner"]]))
+  return sentences
 
 
 def _split_tag(tag: str) -> tuple[str, str]:

@@ -213,6 +213,30 @@ def _fit_encoder(fresh: dict, pretrained: dict) -> dict:
       {k: jnp.asarray(pretrained_flat[k], v.dtype) for k, v in fresh_flat.items()}, sep="/")
 
 
+def load_with_tokenizer(path: str, vocab: str = "default", lower_case: bool | None = None):
+  """(model, params, tokenizer) of a checkpoint: a bertlab workdir, a Hugging Face directory
+  or a TF checkpoint, with its own vocabulary unless `vocab` names one."""
+  from bertlab.data import tokenizers
+  from bertlab.hub import load_pretrained, workdir
+  model, params = load_pretrained(path)
+  if vocab != "default":
+    tokenizer = tokenizers.load_tokenizer(vocab, None, lower_case)
+  elif workdir.is_workdir(path):
+    tokenizer = workdir.tokenizer(path)
+  else:
+    folder = path if os.path.isdir(path) else os.path.dirname(path)
+    try:
+      tokenizer = tokenizers.load_tokenizer(folder, None, lower_case)
+    except (FileNotFoundError, ValueError) as error:
+      raise FileNotFoundError(f"{path} has no vocabulary bertlab can read ({error}). Set "
+                              "data.vocab to the directory of the checkpoint's vocab.txt, "
+                              "spiece.model or vocab.json + merges.txt.") from None
+  if tokenizer.vocab_size > model.config.vocab_size:
+    raise ValueError(f"The tokenizer has {tokenizer.vocab_size} pieces but the checkpoint's "
+                     f"vocab_size is {model.config.vocab_size}: they do not belong together.")
+  return model, params, tokenizer
+
+
 def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
   """(model config, pretrained encoder params or None, tokenizer) per `finetune.init_from`.
 
@@ -225,25 +249,11 @@ def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
   if not init_from:
     cfg = model_config(config)
     return cfg, None, tokenizers.tokenizer_from_config(config.data, cfg.vocab_size)
-  from bertlab.hub import load_pretrained, workdir
-  model, params = load_pretrained(init_from)
+  model, params, tokenizer = load_with_tokenizer(init_from, config.data.vocab,
+                                                 config.data.get("lower_case"))
   cfg = model.config.replace(dtype=config.model.dtype,
                              dropout_rate=config.model.dropout_rate,
                              attention_dropout_rate=config.model.attention_dropout_rate)
-  if config.data.vocab != "default":
-    tokenizer = tokenizers.load_tokenizer(config.data.vocab, None, config.data.get("lower_case"))
-  elif workdir.is_workdir(init_from):
-    tokenizer = workdir.tokenizer(init_from)
-  else:
-    try:
-      tokenizer = tokenizers.load_tokenizer(init_from, None, config.data.get("lower_case"))
-    except (FileNotFoundError, ValueError) as error:
-      raise FileNotFoundError(f"{init_from} has no vocabulary bertlab can read ({error}). "
-                              "Set data.vocab to the checkpoint's vocab.txt / spiece.model / "
-                              "vocab.json+merges.txt directory.") from None
-  if tokenizer.vocab_size > cfg.vocab_size:
-    raise ValueError(f"The tokenizer has {tokenizer.vocab_size} pieces but the checkpoint's "
-                     f"vocab_size is {cfg.vocab_size}: they do not belong together.")
   return cfg, params["encoder"], tokenizer
 
 

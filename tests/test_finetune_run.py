@@ -1,0 +1,277 @@
+"""Fine-tuning end to end on tiny data: local files and TFDS (mocked), from scratch and from
+checkpoints (bertlab workdirs, Hugging Face directories), full and feature-based, with the
+official prediction files; and layer-wise features."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from bertlab_test_helpers import ROOT, load_config
+from bertlab.train import finetuner
+
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+needs_shared = pytest.mark.skipif(not os.path.isdir(SHARED),
+                                  reason="../shared/data (CI's real data samples) is absent")
+
+WORDS = ["movie", "plot", "actor", "scene", "story", "film", "music", "ending"]
+
+
+def _sst2_like(path, count, seed):
+  """Sentences whose label is whether they say "good" or "bad": learnable in a few steps."""
+  rng = np.random.default_rng(seed)
+  rows = ["sentence\tlabel"]
+  for _ in range(count):
+    label = int(rng.integers(2))
+    words = list(rng.choice(WORDS, 3)) + ["good" if label else "bad"]
+    rng.shuffle(words)
+    rows.append(f"the {' '.join(words)} .\t{label}")
+  path.write_text("\n".join(rows) + "\n")
+
+
+def _tiny(config_spec, **overrides):
+  config = load_config(config_spec)
+  config.data.seq_len = 16
+  config.train.update(batch_size=8, eval_batch_size=16, epochs=2, learning_rate=2e-3,
+                      log_every=1)
+  for key, value in overrides.items():
+    section, name = key.split("__")
+    config[section][name] = value
+  return config
+
+
+def _rows(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_glue_from_local_files_learns_and_writes_the_submission(tmp_path):
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  _sst2_like(data / "train.tsv", 96, 0)
+  _sst2_like(data / "dev.tsv", 40, 1)
+  config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=3)
+  workdir = str(tmp_path / "run")
+  best = finetuner.finetune(config, workdir)
+  evals = [r for r in _rows(workdir) if r.get("eval")]
+  assert [r["epoch"] for r in evals] == [1, 2, 3] and all("accuracy" in r for r in evals)
+  assert best["metrics"]["accuracy"] == max(r["accuracy"] for r in evals)
+  assert best["metrics"]["accuracy"] >= 0.9  # "good" / "bad" decides the label
+  with open(os.path.join(workdir, "predictions", "SST-2.dev.tsv")) as f:
+    lines = f.read().splitlines()
+  assert lines[0] == "index\tprediction" and len(lines) == 41
+  assert {line.split("\t")[1] for line in lines[1:]} <= {"0", "1"}
+  # --mode=eval reads the best checkpoint back and scores it the same.
+  again = finetuner.evaluate(config, workdir)
+  assert again["dev"]["accuracy"] == pytest.approx(best["metrics"]["accuracy"])
+
+
+def _conll_records(builder, split, **kwargs):
+  """Mock CoNLL records whose tags line up with their tokens (random mocks do not)."""
+  import tensorflow as tf
+  del builder, split, kwargs
+  rng = np.random.default_rng(0)
+  records = []
+  for i in range(24):
+    n = int(rng.integers(2, 9))
+    records.append(dict(id=str(i), tokens=[str(w) for w in rng.choice(WORDS, n)],
+                        ner=rng.integers(0, 9, n).tolist(), pos=[0] * n, chunks=[0] * n))
+  return tf.data.Dataset.from_generator(lambda: iter(records), output_signature=dict(
+      id=tf.TensorSpec((), tf.string), tokens=tf.TensorSpec((None,), tf.string),
+      ner=tf.TensorSpec((None,), tf.int64), pos=tf.TensorSpec((None,), tf.int64),
+      chunks=tf.TensorSpec((None,), tf.int64)))
+
+
+def test_tfds_paths_for_glue_squad_and_conll(tmp_path):
+  import tensorflow_datasets as tfds
+  with tfds.testing.mock_data(num_examples=24):
+    for spec, metric in [("finetune/glue.py:stsb", "pearson"), ("finetune/squad.py:v2", "f1")]:
+      config = _tiny(spec, train__epochs=1)
+      if "squad" in spec:
+        config.data.seq_len = 64
+      workdir = str(tmp_path / spec.replace("/", "_"))
+      best = finetuner.finetune(config, workdir)
+      assert metric in best["metrics"], spec
+      assert os.listdir(os.path.join(workdir, "predictions")), spec
+  with tfds.testing.mock_data(as_dataset_fn=_conll_records):
+    for spec, metric in [("finetune/ner.py", "f1")]:
+      config = _tiny(spec, train__epochs=1)
+      if "squad" in spec:
+        config.data.seq_len = 64
+      workdir = str(tmp_path / spec.replace("/", "_"))
+      best = finetuner.finetune(config, workdir)
+      assert metric in best["metrics"], spec
+      assert os.listdir(os.path.join(workdir, "predictions")), spec
+
+
+def _squad_json(path, version):
+  context = ("The Normans were the people who in the 10th and 11th centuries gave their name to "
+             "Normandy, a region in France. They were descended from Norse raiders.")
+  qas = [dict(id="a", question="Who gave their name to Normandy?",
+              answers=[dict(text="The Normans", answer_start=0)], is_impossible=False),
+         dict(id="b", question="In what country is Normandy?",
+              answers=[dict(text="France", answer_start=context.index("France"))],
+              is_impossible=False),
+         dict(id="c", question="Who raided Paris in 1066?", answers=[], is_impossible=True)]
+  if version == "v1":
+    qas = qas[:2]
+  path.write_text(json.dumps(dict(data=[dict(title="Normans", paragraphs=[dict(
+      context=context, qas=qas)])])))
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_squad_writes_official_prediction_files(tmp_path, version):
+  name = "train-v1.1.json" if version == "v1" else "train-v2.0.json"
+  _squad_json(tmp_path / name, version)
+  _squad_json(tmp_path / name.replace("train", "dev"), version)
+  config = _tiny(f"finetune/squad.py:{version}", data__data_dir=str(tmp_path),
+                 train__epochs=1)
+  config.data.seq_len = 40
+  config.squad.doc_stride = 16
+  config.train.batch_size = 2
+  workdir = str(tmp_path / "run")
+  best = finetuner.finetune(config, workdir)
+  assert {"exact_match", "f1"} <= set(best["metrics"])
+  with open(os.path.join(workdir, "predictions", "predictions.json")) as f:
+    predictions = json.load(f)
+  with open(os.path.join(workdir, "predictions", "nbest_predictions.json")) as f:
+    nbest = json.load(f)
+  ids = {"a", "b"} | ({"c"} if version == "v2" else set())
+  assert set(predictions) == ids and set(nbest) == ids
+  context_words = "The Normans were the people who in the 10th and 11th centuries"
+  assert all(p == "" or p in _context() for p in predictions.values()), context_words
+  assert os.path.exists(os.path.join(workdir, "predictions", "null_odds.json")) == (
+      version == "v2")
+
+
+def _context():
+  return ("The Normans were the people who in the 10th and 11th centuries gave their name to "
+          "Normandy, a region in France. They were descended from Norse raiders.")
+
+
+@needs_shared
+def test_ner_on_conll_files_writes_conll_output(tmp_path):
+  config = _tiny("finetune/ner.py", data__data_dir=os.path.join(SHARED, "conll2003"),
+                 data__max_train_examples=48, data__max_eval_examples=24, train__epochs=1)
+  config.data.seq_len = 32
+  workdir = str(tmp_path / "run")
+  best = finetuner.finetune(config, workdir)
+  assert {"precision", "recall", "f1"} <= set(best["metrics"])
+  with open(os.path.join(workdir, "predictions", "dev_predictions.conll")) as f:
+    first = f.readline().split()
+  assert len(first) == 3  # word, gold, predicted
+
+
+def _pretrain_tiny(workdir):
+  config = load_config("bert.py:tiny")
+  config.train.update(steps=2, checkpoint_every=2, log_every=1)
+  config.data.seq_len = 32
+  from bertlab.train import trainer
+  trainer.train_and_evaluate(config, workdir)
+  return config
+
+
+def test_init_from_a_bertlab_workdir_and_feature_based_mode(tmp_path):
+  import bertlab
+  pretrained = str(tmp_path / "pretrained")
+  _pretrain_tiny(pretrained)
+  model, params = bertlab.load_pretrained(pretrained)
+  assert model.config.hidden_size == 128 and "mlm" in params
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  _sst2_like(data / "train.tsv", 32, 0)
+  _sst2_like(data / "dev.tsv", 16, 1)
+  config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
+                 finetune__init_from=pretrained, finetune__freeze_encoder=True)
+  model_cfg, encoder, job = finetuner._prepare(config)
+  tuner = finetuner.Finetuner(config, model_cfg, job.head, job.num_labels, 4)
+  state = tuner.init_state(encoder)
+  same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), state.params["encoder"], encoder)
+  assert all(jax.tree.leaves(same))  # the pretrained encoder, exactly
+  arrays = job.arrays("train")
+  batch = {k: v[:8] for k, v in arrays.items()}
+  batch["example_weight"] = np.ones(8, np.float32)
+  before = jax.device_get(state.params)
+  state, _ = tuner.step(state, batch)
+  after = jax.device_get(state.params)
+  frozen = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), before["encoder"],
+                        after["encoder"])
+  assert all(jax.tree.leaves(frozen))  # feature-based: only the head learns
+  assert not np.array_equal(before["classifier"]["classifier"]["kernel"],
+                            after["classifier"]["classifier"]["kernel"])
+
+
+@needs_shared
+def test_init_from_a_hugging_face_directory_with_its_vocabulary(tmp_path):
+  import shutil
+  import transformers
+  import bertlab
+  hf_dir = str(tmp_path / "hf")
+  hf_config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                                      num_attention_heads=2, intermediate_size=64)
+  transformers.BertForPreTraining(hf_config).save_pretrained(hf_dir)
+  shutil.copy(os.path.join(SHARED, "vocab", "bert-base-uncased", "vocab.txt"), hf_dir)
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  _sst2_like(data / "train.tsv", 16, 0)
+  _sst2_like(data / "dev.tsv", 8, 1)
+  config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
+                 finetune__init_from=hf_dir)
+  model_cfg, encoder, job = finetuner._prepare(config)
+  assert model_cfg.hidden_size == 32 and job._encode  # the checkpoint's architecture
+  _, params = bertlab.load_pretrained(hf_dir)
+  word = params["encoder"]["embeddings"]["word_embeddings"]["embedding"]
+  assert np.array_equal(encoder["embeddings"]["word_embeddings"]["embedding"], word)
+  assert job.arrays("dev")["input_ids"][0][0] == 101  # bert-base-uncased's [CLS]
+  best = finetuner.finetune(config, str(tmp_path / "run"))
+  assert "accuracy" in best["metrics"]
+
+
+def test_layerwise_decay_scales_each_layer():
+  from bertlab.models.config import ModelConfig
+  config = ModelConfig(vocab_size=64, hidden_size=16, num_layers=2, num_heads=2,
+                       intermediate_size=32)
+  params = {"encoder": {"embeddings": {"w": np.zeros(3)},
+                        "layers": {"block": {"attention": {"w": np.zeros((2, 4))}}},
+                        "pooler": {"w": np.zeros(2)}},
+            "classifier": {"w": np.zeros(2)}}
+  scales = finetuner.update_scales(params, config, 0.5, freeze_encoder=False)
+  assert float(scales["encoder"]["embeddings"]["w"]) == 0.5 ** 3
+  assert np.asarray(scales["encoder"]["layers"]["block"]["attention"]["w"]).ravel().tolist() == [
+      0.25, 0.5]
+  assert float(scales["encoder"]["pooler"]["w"]) == 1.0
+  assert float(scales["classifier"]["w"]) == 1.0
+  frozen = finetuner.update_scales(params, config, 1.0, freeze_encoder=True)
+  assert float(frozen["encoder"]["embeddings"]["w"]) == 0 and float(frozen["classifier"]["w"]) == 1
+
+
+def test_features_command_writes_each_layer(tmp_path):
+  pretrained = str(tmp_path / "pretrained")
+  _pretrain_tiny(pretrained)
+  texts = tmp_path / "texts.txt"
+  texts.write_text("Return the list of files.\nOpen a socket and listen.\nClose it.\n")
+  out = tmp_path / "features"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  subprocess.run([sys.executable, "-m", "bertlab.features", f"--init_from={pretrained}",
+                  f"--input={texts}", f"--output={out}", "--layers=embeddings,first,last",
+                  "--pool=mean"], check=True, cwd=ROOT, env=env, capture_output=True)
+  with open(out / "features.json") as f:
+    info = json.load(f)
+  assert info["layers"] == [0, 1, 2] and info["texts"] == 3
+  last = np.load(out / "layer_2.npy")
+  assert last.shape == (3, 128) and np.isfinite(last).all()
+  # The last layer's mean equals the model's own last hidden state, averaged.
+  import bertlab
+  from bertlab.data import finetune as encode
+  from bertlab.hub import workdir
+  model, params = bertlab.load_pretrained(pretrained)
+  arrays = encode.encode_texts(workdir.tokenizer(pretrained), [("Close it.",)], 128)
+  out_ = model.apply({"params": params}, arrays["input_ids"], arrays["attention_mask"],
+                     arrays["token_type_ids"])
+  n = int(arrays["attention_mask"].sum())
+  np.testing.assert_allclose(last[2], np.asarray(out_.last_hidden_state[0, :n]).mean(0),
+                             rtol=1e-4, atol=1e-5)
