@@ -67,8 +67,25 @@ def generator_config(config: ml_collections.ConfigDict) -> ModelConfig:
       embedding_size=disc.embed_size, heads=("mlm",), use_pooler=False)
 
 
+def finetune_head(config: ml_collections.ConfigDict) -> tuple[str, int]:
+  """(head kind, labels) of a fine-tuning config's task, without reading its data."""
+  task, name = config.finetune.task, config.finetune.name
+  if task == "glue":
+    from bertlab.tasks.glue import get_task
+    labels = get_task(name).labels
+    return ("regression", 1) if labels is None else ("classification", len(labels))
+  if task == "squad":
+    return "span", 2
+  return "token", len(config.finetune.labels)
+
+
 def build_model(config: ml_collections.ConfigDict):
-  """The pretraining module a config describes."""
+  """The module a config describes: a pretraining model, or a fine-tuning one (from scratch;
+  with `finetune.init_from`, the checkpoint's architecture replaces `model`)."""
+  if "finetune" in config:
+    from bertlab.models.finetuning import FinetuningModel
+    head, labels = finetune_head(config)
+    return FinetuningModel(model_config(config), head, labels)
   if "electra" in config:
     return ElectraModel(generator_config(config), model_config(config))
   return PretrainingModel(model_config(config))

@@ -275,3 +275,41 @@ def test_features_command_writes_each_layer(tmp_path):
   n = int(arrays["attention_mask"].sum())
   np.testing.assert_allclose(last[2], np.asarray(out_.last_hidden_state[0, :n]).mean(0),
                              rtol=1e-4, atol=1e-5)
+
+
+def test_summary_of_a_finetuning_config_counts_its_head():
+  from bertlab import summary
+  lines = summary.summary_lines(load_config("finetune/glue.py:mnli"))
+  encoder = int(lines[-2].split(": ")[1])
+  assert lines[-1] == f"total_params: {encoder + 128 * 3 + 3}"  # the 3-way classifier
+
+
+def test_a_run_resumed_after_an_epoch_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  _sst2_like(data / "train.tsv", 32, 0)
+  _sst2_like(data / "dev.tsv", 8, 1)
+  config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path))
+
+  def final_params(workdir):
+    params, _ = finetuner.latest_params(workdir)
+    return jax.tree.leaves(params)
+
+  finetuner.finetune(config, str(tmp_path / "straight"))
+  calls = []
+  real = finetuner._evaluate_splits
+
+  def crash_on_second_epoch(*args):
+    calls.append(1)
+    if len(calls) == 2:
+      raise KeyboardInterrupt("killed in epoch 2")
+    return real(*args)
+
+  monkeypatch.setattr(finetuner, "_evaluate_splits", crash_on_second_epoch)
+  with pytest.raises(KeyboardInterrupt):
+    finetuner.finetune(config, str(tmp_path / "resumed"))
+  monkeypatch.setattr(finetuner, "_evaluate_splits", real)
+  finetuner.finetune(config, str(tmp_path / "resumed"))
+  for a, b in zip(final_params(str(tmp_path / "straight")),
+                  final_params(str(tmp_path / "resumed"))):
+    np.testing.assert_array_equal(a, b)

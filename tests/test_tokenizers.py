@@ -16,7 +16,8 @@ from data_helpers import VARIED, sentences_from_text, shared_file, write_corpus
 def text_file(tmp_path_factory):
   """Real prose (the embedded corpus) plus the varied sentences, to train vocabularies on."""
   path = tmp_path_factory.mktemp("corpus") / "train.txt"
-  docs = [doc for doc, _ in zip(corpus.read_documents("default"), range(150))]
+  # About 450 KB: enough text that the varied sentences meet few unknown characters.
+  docs = [doc for doc, _ in zip(corpus.read_documents("default"), range(1300))]
   return write_corpus(str(path), docs + [VARIED])
 
 

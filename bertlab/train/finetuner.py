@@ -396,3 +396,14 @@ def evaluate(config, workdir: str) -> dict:
   if not os.path.exists(os.path.join(workdir, "best", "best.json")):
     raise FileNotFoundError(f"No best checkpoint in {workdir}/best: fine-tune first.")
   return write_predictions(finetuner, job, config, workdir)
+
+
+def latest_params(workdir: str) -> tuple[dict, int]:
+  """The params of the last finished epoch (for inspection and tests) and that epoch."""
+  mngr = _managers(workdir)
+  epoch = mngr.latest_step()
+  if epoch is None:
+    raise FileNotFoundError(f"No fine-tuning checkpoint in {workdir}/checkpoints.")
+  restored = mngr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  state = restored["state"]
+  return (state["params"] if isinstance(state, dict) else state.params), epoch
