@@ -9,9 +9,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bertlab.tasks import vocab_parallel
 
-def weighted_cross_entropy(logits, targets, weights):
-  """Mean cross-entropy over weighted targets, and the accuracy of the argmax."""
+
+def weighted_cross_entropy(logits, targets, weights, vocabulary: bool = False):
+  """Mean cross-entropy over weighted targets, and the accuracy of the argmax.
+
+  `vocabulary`: the classes are the vocabulary, which a mesh may shard on `tensor`; the
+  loss then runs per device (tasks/vocab_parallel.py)."""
+  if vocabulary and vocab_parallel.applies(logits.shape[-1]):
+    return vocab_parallel.weighted_cross_entropy(logits, targets, weights)
   logits = logits.astype(jnp.float32)
   losses = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
   total = jnp.maximum(weights.sum(), 1e-6)
@@ -22,7 +29,7 @@ def weighted_cross_entropy(logits, targets, weights):
 def mlm(out, batch) -> tuple[jax.Array, dict]:
   """Masked LM on the selected positions (Devlin et al., Section 3.1)."""
   loss, accuracy = weighted_cross_entropy(out.mlm_logits, batch["masked_ids"],
-                                          batch["masked_weights"])
+                                          batch["masked_weights"], vocabulary=True)
   return loss, dict(mlm_loss=loss, mlm_accuracy=accuracy)
 
 
@@ -36,7 +43,7 @@ def sentence(out, batch, name: str) -> tuple[jax.Array, dict]:
 def span_boundary(out, batch) -> tuple[jax.Array, dict]:
   """SpanBERT's SBO: each masked token from its span's two boundary tokens and its position."""
   loss, accuracy = weighted_cross_entropy(out.sbo_logits, batch["masked_ids"],
-                                          batch["span_weights"])
+                                          batch["span_weights"], vocabulary=True)
   return loss, dict(sbo_loss=loss, sbo_accuracy=accuracy)
 
 
@@ -50,9 +57,17 @@ def replaced_token_detection(logits, replaced, attention_mask) -> tuple[jax.Arra
   loss = (losses * weights).sum() / total
   predicted = logits > 0
   accuracy = ((predicted == replaced) * weights).sum() / total
-  # Always answering "original" scores the share of original tokens: the bar to beat.
+  # Always answering "original" scores the share of original tokens: the bar to beat. Its
+  # best log-loss (a constant probability equal to the replaced share) is the loss to beat.
   original_share = ((~replaced) * weights).sum() / total
-  return loss, dict(rtd_loss=loss, rtd_accuracy=accuracy, rtd_original_share=original_share)
+  share = jnp.clip(1.0 - original_share, 1e-6, 1 - 1e-6)
+  constant_loss = -(share * jnp.log(share) + (1 - share) * jnp.log(1 - share))
+  hits = (predicted & replaced) * weights
+  precision = hits.sum() / jnp.maximum((predicted * weights).sum(), 1e-6)
+  recall = hits.sum() / jnp.maximum((replaced * weights).sum(), 1e-6)
+  return loss, dict(rtd_loss=loss, rtd_accuracy=accuracy, rtd_original_share=original_share,
+                    rtd_constant_loss=constant_loss, rtd_precision=precision,
+                    rtd_recall=recall)
 
 
 def _set_masked(ids, batch, values):
