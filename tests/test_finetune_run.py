@@ -313,3 +313,23 @@ def test_a_run_resumed_after_an_epoch_ends_as_an_uninterrupted_one(tmp_path, mon
   for a, b in zip(final_params(str(tmp_path / "straight")),
                   final_params(str(tmp_path / "resumed"))):
     np.testing.assert_array_equal(a, b)
+
+
+def test_finetuning_on_a_data_fsdp_tensor_mesh_equals_one_device(tmp_path):
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  _sst2_like(data / "train.tsv", 32, 0)
+  _sst2_like(data / "dev.tsv", 16, 1)
+  results = {}
+  for devices, mesh in ((1, "1,1,1"), (8, "2,2,2")):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               TF_CPP_MIN_LOG_LEVEL="3")
+    out = tmp_path / f"{devices}.npz"
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "finetune_helpers.py"),
+                    str(tmp_path), str(tmp_path / f"run{devices}"), str(out), mesh],
+                   check=True, env=env, capture_output=True)
+    results[devices] = dict(np.load(out))
+  assert results[1].keys() == results[8].keys()
+  for key in results[1]:
+    np.testing.assert_allclose(results[8][key], results[1][key], rtol=1e-5, atol=1e-6,
+                               err_msg=key)
