@@ -32,7 +32,9 @@ def get_config(arg=None):
   config.electra = ml_collections.ConfigDict(dict(
       generator_hidden_size=float(generator_hidden_size),
       # Weight of the discriminator's loss against the generator's MLM loss (Section 3.2).
-      disc_weight=50.0))
+      disc_weight=50.0,
+      # Replacements sampled from the generator's softmax; False takes its argmax (comparison).
+      sample=True))
   # BERT's WordPiece data without NSP, masked on the fly as the released code does.
   # ELECTRA-Small: batch 128, learning rate 5e-4, 1M steps (Table 6).
   train = dict(batch_size=128, learning_rate=5e-4, steps=1_000_000, warmup_steps=10_000)

@@ -126,7 +126,7 @@ def electra_loss(model, params, batch, rng, config,
                     rngs={"dropout": gen_rng})
   gen_loss, metrics = mlm(gen, batch)
   logits = jax.lax.stop_gradient(gen.mlm_logits.astype(jnp.float32))
-  if config.electra.get("sample", True):
+  if config.electra.sample:
     sampled = jax.random.categorical(sample_rng, logits)
   else:
     sampled = jnp.argmax(logits, -1)
