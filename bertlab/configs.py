@@ -101,7 +101,7 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
   choices (`data` keyword arguments, `train` overrides of the published recipe).
 
   `data` keys: see bertlab/data/pipeline.py. `train.batch_size` is the global batch over all
-  hosts. `tiny` shrinks the run to minutes on a CPU: 300 steps of batch 32.
+  hosts. `tiny` shrinks the run to minutes on a CPU: 300 steps of batch 32 (ALBERT: 600).
   """
   if size == "tiny":
     config.model.vocab_size = TINY_VOCAB_SIZE
