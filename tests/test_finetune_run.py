@@ -86,26 +86,23 @@ def _conll_records(builder, split, **kwargs):
       chunks=tf.TensorSpec((None,), tf.int64)))
 
 
+def _finetune_from_tfds(spec, metric, tmp_path):
+  config = _tiny(spec, train__epochs=1)
+  if "squad" in spec:
+    config.data.seq_len = 64
+  workdir = str(tmp_path / spec.replace("/", "_"))
+  best = finetuner.finetune(config, workdir)
+  assert metric in best["metrics"], spec
+  assert os.listdir(os.path.join(workdir, "predictions")), spec
+
+
 def test_tfds_paths_for_glue_squad_and_conll(tmp_path):
   import tensorflow_datasets as tfds
   with tfds.testing.mock_data(num_examples=24):
-    for spec, metric in [("finetune/glue.py:stsb", "pearson"), ("finetune/squad.py:v2", "f1")]:
-      config = _tiny(spec, train__epochs=1)
-      if "squad" in spec:
-        config.data.seq_len = 64
-      workdir = str(tmp_path / spec.replace("/", "_"))
-      best = finetuner.finetune(config, workdir)
-      assert metric in best["metrics"], spec
-      assert os.listdir(os.path.join(workdir, "predictions")), spec
+    _finetune_from_tfds("finetune/glue.py:stsb", "pearson", tmp_path)
+    _finetune_from_tfds("finetune/squad.py:v2", "f1", tmp_path)
   with tfds.testing.mock_data(as_dataset_fn=_conll_records):
-    for spec, metric in [("finetune/ner.py", "f1")]:
-      config = _tiny(spec, train__epochs=1)
-      if "squad" in spec:
-        config.data.seq_len = 64
-      workdir = str(tmp_path / spec.replace("/", "_"))
-      best = finetuner.finetune(config, workdir)
-      assert metric in best["metrics"], spec
-      assert os.listdir(os.path.join(workdir, "predictions")), spec
+    _finetune_from_tfds("finetune/ner.py", "f1", tmp_path)
 
 
 def _squad_json(path, version):

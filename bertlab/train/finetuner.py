@@ -257,14 +257,13 @@ def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
   return cfg, params["encoder"], tokenizer
 
 
-def _managers(workdir: str):
-  base = os.path.abspath(workdir)
-  latest = ocp.CheckpointManager(
-      os.path.join(base, "checkpoints"),
+def _epoch_manager(workdir: str):
+  """`checkpoints/`: the last finished epoch's state and progress, for resuming."""
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), "checkpoints"),
       options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
       item_handlers=dict(state=ocp.StandardCheckpointHandler(),
                          progress=ocp.JsonCheckpointHandler()))
-  return latest
 
 
 def _save_best(workdir: str, params, record: dict):
@@ -319,7 +318,7 @@ def finetune(config, workdir: str) -> dict:
   finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, epochs * steps_per_epoch)
   from bertlab.hub import workdir as hub_workdir
   hub_workdir.write_config(config, workdir)
-  mngr = _managers(workdir)
+  mngr = _epoch_manager(workdir)
   start_epoch, best = 0, None
   if mngr.latest_step() is not None:
     from bertlab.train import checkpoints
@@ -400,7 +399,7 @@ def evaluate(config, workdir: str) -> dict:
 
 def latest_params(workdir: str) -> tuple[dict, int]:
   """The params of the last finished epoch (for inspection and tests) and that epoch."""
-  mngr = _managers(workdir)
+  mngr = _epoch_manager(workdir)
   epoch = mngr.latest_step()
   if epoch is None:
     raise FileNotFoundError(f"No fine-tuning checkpoint in {workdir}/checkpoints.")
