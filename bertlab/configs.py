@@ -151,7 +151,9 @@ def finetune_config(task: str, name: str, seq_len: int, train: dict | None = Non
   config.train = ml_collections.ConfigDict(dict(
       batch_size=32, eval_batch_size=64, epochs=3, optimizer="adamw", learning_rate=2e-5,
       b2=0.999, warmup_proportion=0.1, weight_decay=0.01, grad_clip=1.0, grad_accum_steps=1,
-      log_every=50, seed=0))
+      log_every=50, seed=0,
+      # checkpoints/ keeps the last finished epoch for resuming; best/ keeps the best one.
+      keep_checkpoints=1))
   config.train.update(train or {})
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, rules=()))
   return config

@@ -15,13 +15,14 @@ def main():
   import numpy as np
   sys.path.insert(0, os.path.dirname(__file__))
   from conftest import load_config
+  from bertlab.hub import workdir as hub_workdir
   from bertlab.train import finetuner
   config = load_config("finetune/glue.py:sst2")
   config.data.update(data_dir=data_dir, seq_len=16)
   config.train.update(batch_size=8, eval_batch_size=16, epochs=1, learning_rate=2e-3)
   config.mesh.update(data=mesh[0], fsdp=mesh[1], tensor=mesh[2])
   finetuner.finetune(config, workdir)
-  params, _ = finetuner.latest_params(workdir)
+  params, _ = hub_workdir.latest_params(workdir)
   flat = {jax.tree_util.keystr(k): np.asarray(v)
           for k, v in jax.tree_util.tree_leaves_with_path(params)}
   np.savez(out, **flat)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from bertlab_test_helpers import ROOT, load_config
+from bertlab.hub import workdir as hub_workdir
 from bertlab.train import finetuner
 
 SHARED = os.path.join(ROOT, "..", "shared", "data")
@@ -289,7 +290,7 @@ def test_a_run_resumed_after_an_epoch_ends_as_an_uninterrupted_one(tmp_path, mon
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path))
 
   def final_params(workdir):
-    params, _ = finetuner.latest_params(workdir)
+    params, _ = hub_workdir.latest_params(workdir)
     return jax.tree.leaves(params)
 
   finetuner.finetune(config, str(tmp_path / "straight"))

@@ -205,7 +205,7 @@ def compute_metrics(task: GlueTask, predictions, labels) -> dict[str, float]:
   return {name: functions[name](predictions, labels) for name in task.metrics}
 
 
-def write_submission(task: GlueTask, split_index: int, guids, predictions, path: str):
+def write_submission(task: GlueTask, guids, predictions, path: str):
   """GLUE's submission file: `index<TAB>prediction`, labels by name, STS-B scores in [0, 5]."""
   with open(path, "w", encoding="utf-8") as f:
     f.write("index\tprediction\n")
@@ -257,30 +257,31 @@ class GlueJob:
     examples = self._examples[split]
     return dict(self._encode(examples), labels=self._label_values(examples))
 
-  def score(self, split: str, outputs) -> tuple[dict, np.ndarray]:
+  def _predictions(self, outputs) -> np.ndarray:
+    """Scores (STS-B) or label indices from the head's outputs."""
     outputs = np.asarray(outputs)
-    predictions = outputs if self.task.labels is None else outputs.argmax(-1)
+    return outputs if self.task.labels is None else outputs.argmax(-1)
+
+  def _write(self, split: str, predictions, path: str) -> str:
+    write_submission(self.task, [e.guid for e in self._examples[split]], predictions, path)
+    return path
+
+  def score(self, split: str, outputs) -> tuple[dict, np.ndarray]:
+    predictions = self._predictions(outputs)
     labels = self._label_values(self._examples[split])
     return compute_metrics(self.task, predictions, labels), predictions
 
   def write_predictions(self, split: str, predictions, directory: str):
-    index = self.eval_splits.index(split)
-    name = self.task.submission_names[index]
-    path = os.path.join(directory, f"{name}.dev.tsv")
-    write_submission(self.task, index, [e.guid for e in self._examples[split]], predictions, path)
-    return path
+    name = self.task.submission_names[self.eval_splits.index(split)]
+    return self._write(split, predictions, os.path.join(directory, f"{name}.dev.tsv"))
 
   def test_splits(self) -> tuple[str, ...]:
     return tuple(s for s in self._examples if s.startswith("test"))
 
   def write_test_predictions(self, split: str, outputs, directory: str):
     """GLUE's submission file for a test split (labels unknown)."""
-    outputs = np.asarray(outputs)
-    predictions = outputs if self.task.labels is None else outputs.argmax(-1)
-    index = 1 if split == "test_mismatched" else 0
-    path = os.path.join(directory, f"{self.task.submission_names[index]}.tsv")
-    write_submission(self.task, index, [e.guid for e in self._examples[split]], predictions, path)
-    return path
+    name = self.task.submission_names[1 if split == "test_mismatched" else 0]
+    return self._write(split, self._predictions(outputs), os.path.join(directory, f"{name}.tsv"))
 
   def test_arrays(self, split: str) -> dict[str, np.ndarray]:
     return self._encode(self._examples[split])

@@ -6,6 +6,8 @@ computes them in its default mode; tests hold them equal).
 import dataclasses
 import os
 
+import numpy as np
+
 CONLL2003_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC",
                     "I-MISC")
 SPLIT_FILES = {"train": ("train.txt",), "dev": ("valid.txt", "dev.txt", "testa.txt"),
@@ -132,8 +134,6 @@ class NerJob:
   eval_splits = ("dev",)
 
   def __init__(self, data_config, tokenizer, labels=CONLL2003_LABELS):
-    import numpy as np
-    self._np = np
     self.labels = tuple(labels)
     self.num_labels = len(self.labels)
     self.tokenizer, self.seq_len = tokenizer, data_config.seq_len
@@ -157,7 +157,6 @@ class NerJob:
 
   def arrays(self, split: str):
     from bertlab.data import finetune as encode
-    np = self._np
     sentences = self._sentences[split]
     pieces = encode.tokenize_words(self.tokenizer, [w for s in sentences for w in s.words])
     rows, labels, weights, firsts = [], [], [], []
@@ -188,7 +187,7 @@ class NerJob:
   def predicted_tags(self, split: str, logits) -> list[list[str]]:
     if split not in self._first_pieces:
       self.arrays(split)
-    best = self._np.asarray(logits).argmax(-1)
+    best = np.asarray(logits).argmax(-1)
     tags = []
     for row, sentence, first in zip(best, self._sentences[split], self._first_pieces[split]):
       guessed = [self.labels[int(row[p])] for p in first]

@@ -24,7 +24,7 @@ from bertlab.data import finetune as finetune_data
 from bertlab.models.config import ModelConfig
 from bertlab.models.encoder import copy_of_layer
 from bertlab.models.finetuning import FinetuningModel
-from bertlab.train import metrics as metric_lib, partitioning
+from bertlab.train import checkpoints, metrics as metric_lib, partitioning
 from bertlab.train.optimizers import build_optimizer
 
 TASKS = ("glue", "squad", "ner")
@@ -257,15 +257,6 @@ def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
   return cfg, params["encoder"], tokenizer
 
 
-def _epoch_manager(workdir: str):
-  """`checkpoints/`: the last finished epoch's state and progress, for resuming."""
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"),
-      options=ocp.CheckpointManagerOptions(max_to_keep=1, create=True),
-      item_handlers=dict(state=ocp.StandardCheckpointHandler(),
-                         progress=ocp.JsonCheckpointHandler()))
-
-
 def _save_best(workdir: str, params, record: dict):
   directory = os.path.join(os.path.abspath(workdir), "best")
   checkpointer = ocp.StandardCheckpointer()
@@ -288,10 +279,12 @@ def _restore_best(workdir: str, abstract_params, shardings):
     return params, json.load(f)
 
 
-def _evaluate_splits(finetuner, job, params, config) -> dict[str, tuple[dict, object]]:
+def _evaluate_splits(finetuner, job, params, config, eval_arrays: dict
+                     ) -> dict[str, tuple[dict, object]]:
+  """(metrics, predictions) per dev split; `eval_arrays` are built once per run."""
   results = {}
   for split in job.eval_splits:
-    outputs = finetuner.predict(params, job.arrays(split), config.train.eval_batch_size)
+    outputs = finetuner.predict(params, eval_arrays[split], config.train.eval_batch_size)
     results[split] = job.score(split, outputs)
   return results
 
@@ -310,6 +303,7 @@ def finetune(config, workdir: str) -> dict:
   metrics; prediction files go to `workdir/predictions/`."""
   model_cfg, encoder_params, job = _prepare(config)
   train_arrays = job.arrays("train")
+  eval_arrays = {split: job.arrays(split) for split in job.eval_splits}
   batch_size, epochs = config.train.batch_size, config.train.epochs
   steps_per_epoch = len(train_arrays["input_ids"]) // batch_size
   if steps_per_epoch == 0:
@@ -318,16 +312,12 @@ def finetune(config, workdir: str) -> dict:
   finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, epochs * steps_per_epoch)
   from bertlab.hub import workdir as hub_workdir
   hub_workdir.write_config(config, workdir)
-  mngr = _epoch_manager(workdir)
+  # checkpoints/: the last finished epoch's state, and the epoch and best record as its data.
+  mngr = checkpoints.manager(workdir, config.train)
   start_epoch, best = 0, None
   if mngr.latest_step() is not None:
-    from bertlab.train import checkpoints
-    checkpoints.check_shapes(mngr, mngr.latest_step(), finetuner.abstract_state)
-    target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                          finetuner.abstract_state, finetuner.state_shardings)
-    restored = mngr.restore(mngr.latest_step(), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), progress=ocp.args.JsonRestore()))
-    state, progress = restored["state"], restored["progress"]
+    state, progress = checkpoints.restore(mngr, mngr.latest_step(), finetuner.abstract_state,
+                                          finetuner.state_shardings)
     start_epoch, best = progress["epoch"], progress["best"]
     print(f"Resumed after epoch {start_epoch} in {workdir}.")
   else:
@@ -353,7 +343,7 @@ def finetune(config, workdir: str) -> dict:
       step = int(jax.device_get(state.step))
       writer.write(step, dict(sums, epoch=epoch + 1, train_seconds=seconds,
                               examples_per_sec=count * batch_size / seconds))
-      results = _evaluate_splits(finetuner, job, state.params, config)
+      results = _evaluate_splits(finetuner, job, state.params, config, eval_arrays)
       for split, (metrics, _) in results.items():
         writer.write(step, dict(metrics, eval=True, split=split, epoch=epoch + 1))
       metrics = results[main_split][0]
@@ -363,23 +353,23 @@ def finetune(config, workdir: str) -> dict:
       if best is None or metrics[job.main_metric] > best["metrics"][job.main_metric]:
         best = dict(epoch=epoch + 1, step=step, metrics=metrics)
         _save_best(workdir, state.params, best)
-      mngr.save(epoch + 1, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(
-              dict(epoch=epoch + 1, best=best))), force=True)
+      checkpoints.save(mngr, epoch + 1, state, dict(epoch=epoch + 1, best=best))
       mngr.wait_until_finished()
   finally:
     writer.close()
-  write_predictions(finetuner, job, config, workdir)
+  write_predictions(finetuner, job, config, workdir, eval_arrays)
   return best
 
 
-def write_predictions(finetuner, job, config, workdir: str) -> dict:
+def write_predictions(finetuner, job, config, workdir: str, eval_arrays=None) -> dict:
   """The best checkpoint's official prediction files (and its dev metrics)."""
+  if eval_arrays is None:
+    eval_arrays = {split: job.arrays(split) for split in job.eval_splits}
   params, best = _restore_best(workdir, finetuner.abstract_state.params,
                                finetuner.state_shardings.params)
   directory = os.path.join(workdir, "predictions")
   os.makedirs(directory, exist_ok=True)
-  results = _evaluate_splits(finetuner, job, params, config)
+  results = _evaluate_splits(finetuner, job, params, config, eval_arrays)
   for split, (_, predictions) in results.items():
     job.write_predictions(split, predictions, directory)
   for split in getattr(job, "test_splits", lambda: ())():
@@ -396,13 +386,3 @@ def evaluate(config, workdir: str) -> dict:
     raise FileNotFoundError(f"No best checkpoint in {workdir}/best: fine-tune first.")
   return write_predictions(finetuner, job, config, workdir)
 
-
-def latest_params(workdir: str) -> tuple[dict, int]:
-  """The params of the last finished epoch (for inspection and tests) and that epoch."""
-  mngr = _epoch_manager(workdir)
-  epoch = mngr.latest_step()
-  if epoch is None:
-    raise FileNotFoundError(f"No fine-tuning checkpoint in {workdir}/checkpoints.")
-  restored = mngr.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  state = restored["state"]
-  return (state["params"] if isinstance(state, dict) else state.params), epoch
