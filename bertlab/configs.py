@@ -87,7 +87,8 @@ def build_model(config: ml_collections.ConfigDict):
     head, labels = finetune_head(config)
     return FinetuningModel(model_config(config), head, labels)
   if "electra" in config:
-    return ElectraModel(generator_config(config), model_config(config))
+    return ElectraModel(generator_config(config), model_config(config),
+                        config.electra.get("tie_embeddings", "embeddings"))
   return PretrainingModel(model_config(config))
 
 

@@ -20,6 +20,8 @@ _COORDINATOR = flags.DEFINE_string("coordinator_address", None,
                                    "Multi-host: host:port of process 0 (jax.distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: how many processes.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
+_MULTIHOST = flags.DEFINE_bool("multihost", False, "Multi-host where JAX finds its peers "
+                               "itself (every host of a TPU pod, Slurm, Open MPI).")
 flags.mark_flags_as_required(["config"])
 
 
@@ -28,7 +30,8 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   if _MODE.value in ("train", "eval"):
     from bertlab.train import distributed
-    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                           auto=_MULTIHOST.value)
     if not _WORKDIR.value:
       raise app.UsageError(f"--mode={_MODE.value} needs --workdir.")
     import json

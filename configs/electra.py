@@ -33,6 +33,9 @@ def get_config(arg=None):
       generator_hidden_size=float(generator_hidden_size),
       # Weight of the discriminator's loss against the generator's MLM loss (Section 3.2).
       disc_weight=50.0,
+      # Weight sharing (Section 3.2): none, embeddings (token and position, the paper's
+      # choice) or all (the whole encoder; needs generator_hidden_size=1.0).
+      tie_embeddings="embeddings",
       # Replacements sampled from the generator's softmax; False takes its argmax (comparison).
       sample=True))
   # BERT's WordPiece data without NSP, masked on the fly as the released code does.

@@ -12,28 +12,30 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from bertlab import files
+
 CONFIG_FILE = "config.json"
 
 
 def is_workdir(path: str) -> bool:
-  return (os.path.isdir(os.path.join(path, "checkpoints"))
-          and os.path.exists(os.path.join(path, CONFIG_FILE)))
+  return (files.isdir(os.path.join(path, "checkpoints"))
+          and files.exists(os.path.join(path, CONFIG_FILE)))
 
 
 def read_config(path: str) -> ml_collections.ConfigDict:
-  with open(os.path.join(path, CONFIG_FILE)) as f:
+  with files.open_file(os.path.join(path, CONFIG_FILE)) as f:
     return ml_collections.ConfigDict(json.load(f))
 
 
 def write_config(config, path: str):
   if jax.process_index() == 0:
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, CONFIG_FILE), "w") as f:
+    files.makedirs(path)
+    with files.open_file(os.path.join(path, CONFIG_FILE), "w") as f:
       f.write(config.to_json(indent=2))
 
 
 def latest_params(path: str) -> tuple[dict, int]:
-  directory = os.path.join(os.path.abspath(path), "checkpoints")
+  directory = os.path.join(files.absolute(path), "checkpoints")
   mngr = ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(read_only=True),
       item_handlers=dict(state=ocp.StandardCheckpointHandler()))
@@ -46,6 +48,16 @@ def latest_params(path: str) -> tuple[dict, int]:
   return params, step
 
 
+def electra_discriminator_params(params: dict) -> dict:
+  """The discriminator's own tree, with whatever it shares with the generator put back."""
+  discriminator = dict(params["discriminator"])
+  if "encoder" in params:  # tie_embeddings=all
+    discriminator["encoder"] = params["encoder"]
+  elif "embeddings" in params:  # tie_embeddings=embeddings
+    discriminator["encoder"] = dict(discriminator["encoder"], embeddings=params["embeddings"])
+  return discriminator
+
+
 def load(path: str, dtype: str = "float32"):
   """(model, params) of a workdir's latest checkpoint."""
   from bertlab.configs import model_config
@@ -53,9 +65,7 @@ def load(path: str, dtype: str = "float32"):
   config = read_config(path)
   params, _ = latest_params(path)
   if "electra" in config:
-    discriminator = params["discriminator"]
-    encoder = dict(discriminator["encoder"], embeddings=params["embeddings"])
-    params = dict(discriminator, encoder=encoder)
+    params = electra_discriminator_params(params)
   model_cfg = model_config(config).replace(dtype=dtype)
   return PretrainingModel(model_cfg), params
 

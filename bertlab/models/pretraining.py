@@ -2,8 +2,8 @@
 
 `PretrainingModel` covers BERT (mlm + sentence=NSP), ALBERT (mlm + sentence=SOP), RoBERTa
 (mlm), SpanBERT (mlm + sbo) and each half of ELECTRA on its own (generator: mlm;
-discriminator: rtd). `ElectraModel` joins a generator and a discriminator that share one
-embedding module (ELECTRA, Section 3.2).
+discriminator: rtd). `ElectraModel` joins a generator and a discriminator that share their
+embeddings, nothing, or the whole encoder (ELECTRA, Section 3.2, weight sharing).
 """
 
 import flax
@@ -38,13 +38,14 @@ class PretrainingModel(nn.Module):
 
   config: ModelConfig
   shared_embeddings: nn.Module | None = None
+  shared_encoder: nn.Module | None = None  # ELECTRA with every weight tied
 
   def setup(self):
     config = self.config
     if "sentence" in config.heads and not config.use_pooler:
       raise ValueError("model.heads has 'sentence' (NSP/SOP), which reads the pooled output, "
                        "but model.use_pooler is False; set use_pooler=True.")
-    self.encoder = Encoder(config, self.shared_embeddings)
+    self.encoder = self.shared_encoder or Encoder(config, self.shared_embeddings)
     if "mlm" in config.heads:
       self.mlm = MLMHead(config)
     if "sentence" in config.heads:
@@ -84,25 +85,50 @@ class PretrainingModel(nn.Module):
                              **heads)
 
 
-class ElectraModel(nn.Module):
-  """ELECTRA's generator (mlm) and discriminator (rtd), sharing token and position embeddings.
+TIE_CHOICES = ("none", "embeddings", "all")
 
+
+class ElectraModel(nn.Module):
+  """ELECTRA's generator (mlm) and discriminator (rtd).
+
+  `tie` (ELECTRA Section 3.2): `embeddings` shares the token and position embeddings (the
+  paper's choice, stored once at the top); `none` gives each its own; `all` shares the whole
+  encoder, which needs a generator of the discriminator's size, leaving only the heads apart.
   The sampling of replacements between the two belongs to the ELECTRA objective; this module
   gives the two forward passes.
   """
 
   generator_config: ModelConfig
   discriminator_config: ModelConfig
+  tie: str = "embeddings"
 
   def setup(self):
-    if self.generator_config.embed_size != self.discriminator_config.embed_size:
+    gen, disc = self.generator_config, self.discriminator_config
+    if self.tie not in TIE_CHOICES:
+      raise ValueError(f"Unknown electra.tie_embeddings {self.tie!r}; valid: "
+                       f"{', '.join(TIE_CHOICES)}.")
+    if self.tie == "none":
+      self.generator = PretrainingModel(gen)
+      self.discriminator = PretrainingModel(disc)
+      return
+    if gen.embed_size != disc.embed_size:
       raise ValueError(
           f"ELECTRA's generator and discriminator share embeddings, so their embedding_size "
-          f"must agree: {self.generator_config.embed_size} != "
-          f"{self.discriminator_config.embed_size}.")
-    self.embeddings = Embeddings(self.discriminator_config)
-    self.generator = PretrainingModel(self.generator_config, self.embeddings)
-    self.discriminator = PretrainingModel(self.discriminator_config, self.embeddings)
+          f"must agree: {gen.embed_size} != {disc.embed_size}.")
+    if self.tie == "all":
+      if gen.hidden_size != disc.hidden_size:
+        raise ValueError(
+            f"electra.tie_embeddings='all' shares every encoder weight, so the generator must "
+            f"be the discriminator's size ({disc.hidden_size}), not {gen.hidden_size}: set "
+            "electra.generator_hidden_size=1.0, or tie only the embeddings.")
+      self.encoder = Encoder(disc)
+      self.generator = PretrainingModel(disc.replace(heads=("mlm",), use_pooler=False),
+                                        shared_encoder=self.encoder)
+      self.discriminator = PretrainingModel(disc, shared_encoder=self.encoder)
+      return
+    self.embeddings = Embeddings(disc)
+    self.generator = PretrainingModel(gen, self.embeddings)
+    self.discriminator = PretrainingModel(disc, self.embeddings)
 
   def generate(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
     return self.generator(input_ids, attention_mask, token_type_ids, **kwargs)

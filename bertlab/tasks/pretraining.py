@@ -85,9 +85,11 @@ def unmasked_ids(batch):
 
 
 def sentence_objective_name(config) -> str | None:
+  """nsp or sop; None without a sentence head or with `sentence_objective=none` (the head is
+  then kept untrained: evaluated on NSP/SOP data it is the chance baseline of ALBERT Table 5)."""
   if "sentence" not in config.model.heads:
     return None
-  return {"nsp": "nsp", "sop": "sop"}.get(config.data.sentence_objective, "sentence")
+  return {"nsp": "nsp", "sop": "sop"}.get(config.data.sentence_objective)
 
 
 def pretraining_loss(model, params, batch, rng, config,

@@ -10,12 +10,14 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+from bertlab import files
+
 
 def manager(workdir: str, train) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       max_to_keep=train.keep_checkpoints, enable_async_checkpointing=True, create=True)
   return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), "checkpoints"), options=options,
+      os.path.join(files.absolute(workdir), "checkpoints"), options=options,
       item_handlers=dict(state=ocp.StandardCheckpointHandler(), data=ocp.JsonCheckpointHandler()))
 
 

@@ -1,6 +1,7 @@
 """Multi-host start-up: `jax.distributed.initialize` from flags or the environment.
 
-On a TPU pod `initialize()` finds its peers by itself; elsewhere pass the coordinator address,
+On a TPU pod (or under Slurm / Open MPI) `auto=True` (`--multihost`) lets
+`jax.distributed.initialize()` find its peers itself; elsewhere pass the coordinator address,
 the number of processes and this process's id. On CPU the processes exchange collectives with
 gloo (several processes on one machine simulate a multi-host run).
 """
@@ -9,9 +10,12 @@ import jax
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, local_device_count: int | None = None):
+               process_id: int | None = None, local_device_count: int | None = None,
+               auto: bool = False):
   if coordinator_address is None and num_processes is None:
-    return  # single process (or a TPU pod launch that calls with no arguments below)
+    if auto:
+      jax.distributed.initialize()  # TPU pod: peers from the TPU metadata
+    return
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU backend only
   if local_device_count:
     jax.config.update("jax_num_cpu_devices", local_device_count)

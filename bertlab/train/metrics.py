@@ -6,6 +6,8 @@ import os
 
 import jax
 
+from bertlab import files
+
 # Peak dense bf16 FLOP/s per device, by jax's device_kind, for the MFU estimate.
 PEAK_FLOPS = {
     "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
@@ -27,21 +29,30 @@ def flops_per_token(model_config, seq_len: int) -> float:
   return 6 * layers * per_layer + 12 * layers * h * seq_len
 
 
+def read_metrics(workdir: str) -> list[dict]:
+  """The rows of a workdir's metrics.jsonl, oldest first ([] before the first log)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not files.exists(path):
+    return []
+  with files.open_file(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
 class MetricWriter:
   def __init__(self, workdir: str):
     self.enabled = jax.process_index() == 0
     if self.enabled:
-      os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      files.makedirs(workdir)
+      self._jsonl = files.open_file(os.path.join(workdir, "metrics.jsonl"), "a")
       import tensorflow as tf
       self._tf = tf
       self._events = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, metrics: dict):
-    if not self.enabled:
-      return
     """Numbers as floats; strings (an evaluation row's `split`) stay labels, and prefix the
     TensorBoard tags of that row."""
+    if not self.enabled:
+      return
     row = {"step": int(step), **{k: v if isinstance(v, (str, bool)) else float(v)
                                  for k, v in metrics.items()}}
     self._jsonl.write(json.dumps(row) + "\n")

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from bertlab import files
 from bertlab.configs import build_model, model_config
 from bertlab.data.pipeline import PretrainingData
 from bertlab.hub import workdir as hub_workdir
@@ -166,8 +167,11 @@ def restore_or_init(trainer: Trainer, mngr) -> tuple[TrainState, int]:
   return state, int(data_position["step"])
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Pretrains per `config` in `workdir`, resuming from its latest checkpoint."""
+def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
+  """Pretrains per `config` in `workdir`, resuming from its latest checkpoint.
+
+  `on_step(step, metrics or None)` after every step (metrics on logged steps) replaces the
+  console progress line: the sweep runner draws a progress bar with it."""
   trainer = Trainer(config)
   mngr = checkpoints.manager(workdir, config.train)
   state, start = restore_or_init(trainer, mngr)
@@ -182,7 +186,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   preemption = _Preemption()
   total, last = config.train.steps, {}
   timer, timed_steps = time.perf_counter(), 0
-  if start:
+  if start and on_step is None:
     print(f"Resumed from step {start} in {workdir}.")
   try:
     for step in range(start, total):
@@ -201,9 +205,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
         if peak:
           values["mfu"] = values["steps_per_sec"] * flops_per_step / (peak * jax.device_count())
         writer.write(done, values)
-        if jax.process_index() == 0:
+        if jax.process_index() == 0 and on_step is None:
           print(metric_lib.progress_line(done, total, values), flush=True)
         timer, timed_steps, last = time.perf_counter(), 0, values
+      if on_step is not None:
+        on_step(done, values if log else None)
       if save or stop:
         checkpoints.save(mngr, done, state, {"step": done, "seed": config.data.seed})
       if stop:
@@ -234,7 +240,7 @@ def evaluate(config, workdir: str) -> dict:
       sums[key] = sums.get(key, 0.0) + float(value)
   results = {"step": step, **{k: v / count for k, v in sums.items()}, "eval_batches": count}
   if jax.process_index() == 0:
-    with open(f"{workdir}/metrics.jsonl", "a") as f:
+    with files.open_file(f"{workdir}/metrics.jsonl", "a") as f:
       import json
       f.write(json.dumps({"eval": True, **results}) + "\n")
   return results

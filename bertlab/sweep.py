@@ -1,0 +1,90 @@
+"""python -m bertlab.sweep experiments/<name>.py --workdir=DIR [--scale=tiny|paper] [--dry-run]
+
+Runs every point of an ablation (skipping finished ones), then writes results.csv, results.md
+(the paper-style table) and a PNG per metric in DIR. `--dry-run` prints each point's full
+config and runs nothing; `--launch=local|tpu` prints one launch per point for a cluster or a
+TPU VM pod instead of running here.
+"""
+
+import argparse
+import ast
+import shlex
+import sys
+
+from bertlab.sweeps import launch, report, runner, spec
+
+
+def parse_set(items: list[str]) -> dict:
+  """`["train.steps=20", "data.masking=span"]` -> overrides, values read as Python literals."""
+  overrides = {}
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise SystemExit(f"--set {item!r}: expected key=value, e.g. --set train.steps=20.")
+    try:
+      overrides[key] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      overrides[key] = text
+  return overrides
+
+
+def dry_run_lines(sweep: spec.Sweep, extra: dict) -> list[str]:
+  """Each point's overrides and full config; building each model checks its keys."""
+  from bertlab.configs import build_model
+  lines = [f"# {sweep.title}: {len(sweep.points)} points, base {sweep.config}"]
+  for index, point in enumerate(sweep.points, 1):
+    config = sweep.point_config(point, extra)
+    build_model(config)
+    for name in sweep.evals:
+      sweep.eval_config(config, name)
+    lines += [f"## point {index}/{len(sweep.points)}: {point.name}",
+              "overrides: " + " ".join(
+                  launch.config_files.override_flags({**sweep.overrides, **point.overrides,
+                                                      **extra})),
+              str(config)]
+  return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="python -m bertlab.sweep", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("experiment", help="experiments/<name>.py")
+  parser.add_argument("--workdir", help="one subdirectory per point, and the tables")
+  parser.add_argument("--scale", default="tiny", choices=spec.SCALES)
+  parser.add_argument("--dry-run", action="store_true", help="print each point's config")
+  parser.add_argument("--launch", choices=launch.TARGETS,
+                      help="print one launch per point (local shell, or every TPU pod host)")
+  parser.add_argument("--tpu", default="", help="--launch=tpu: the TPU VM name")
+  parser.add_argument("--zone", default="", help="--launch=tpu: its zone")
+  parser.add_argument("--repo_dir", default="~/bertlab", help="--launch=tpu: checkout on hosts")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="an override for every point, e.g. --set train.steps=20")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = build_parser().parse_args(argv)
+  sweep = spec.load_sweep(args.experiment, args.scale)
+  extra = parse_set(args.set)
+  if args.dry_run:
+    print("\n".join(dry_run_lines(sweep, extra)))
+    return 0
+  if not args.workdir:
+    raise SystemExit("--workdir is required (the points' runs and the tables go there).")
+  if args.launch:
+    print("\n".join(launch.launch_lines(sweep, args.workdir, args.launch, extra, args.tpu,
+                                        args.zone, args.repo_dir)))
+    return 0
+  rows = runner.run_sweep(sweep, args.workdir, extra, progress=not args.no_progress)
+  command = shlex.join(["python", "-m", "bertlab.sweep", args.experiment,
+                        f"--workdir={args.workdir}", f"--scale={args.scale}"]
+                       + [f"--set={item}" for item in args.set])
+  written = report.write_report(sweep, rows, args.workdir, command)
+  print(written["table"])
+  print(f"Wrote {args.workdir}/results.csv, results.md and {len(written['plots'])} plots.")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

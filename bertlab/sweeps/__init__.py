@@ -1,0 +1,5 @@
+"""Ablations as experiment files (experiments/), run by `python -m bertlab.sweep`."""
+
+from bertlab.sweeps.spec import Plot, Point, Sweep, load_sweep
+
+__all__ = ["Plot", "Point", "Sweep", "load_sweep"]

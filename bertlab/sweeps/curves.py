@@ -1,0 +1,115 @@
+"""Reference curves: each family's tiny run on the embedded corpus, as CSV and PNG.
+
+  python -m bertlab.sweeps.curves --workdir=/tmp/curves --out=experiments/reference_curves
+
+trains (or resumes) `configs/<family>.py:tiny` for each family in `<workdir>/<family>`, then
+writes `<family>.csv` (the logged steps: loss, per-objective losses and accuracies) and
+`<family>.png`. `plot_run(workdir, family)` draws a run of yours over the reference, so a
+healthy run can be told from a broken one at a glance.
+"""
+
+import argparse
+import csv
+import os
+
+from bertlab import config_files
+
+FAMILIES = ("bert", "albert", "roberta", "electra", "spanbert")
+REFERENCE_DIR = os.path.join(config_files.PROJECT_ROOT, "experiments", "reference_curves")
+
+
+def curve_rows(workdir: str) -> list[dict]:
+  """The training rows of a run: step, loss and every *_loss / *_accuracy it logged."""
+  from bertlab.train.metrics import read_metrics
+  return [{k: v for k, v in row.items()
+           if k in ("step", "loss") or k.endswith(("_loss", "_accuracy", "_share"))}
+          for row in read_metrics(workdir) if not row.get("eval")]
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+  columns = list(dict.fromkeys(k for row in rows for k in row))
+  with open(path, "w", newline="") as f:
+    writer = csv.DictWriter(f, columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def read_csv(path: str) -> list[dict]:
+  with open(path) as f:
+    return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+
+
+def _panels(rows: list[dict]) -> list[list[str]]:
+  """Losses in one panel, accuracies in another."""
+  keys = list(dict.fromkeys(k for row in rows for k in row if k != "step"))
+  return [[k for k in keys if k.endswith("loss")],
+          [k for k in keys if k.endswith(("accuracy", "_share"))]]
+
+
+def plot_curves(rows: list[dict], title: str, path: str | None = None,
+                reference: list[dict] | None = None):
+  """Loss and accuracy panels of `rows` (solid), over `reference` (dashed) when given."""
+  import matplotlib
+  if path:
+    matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+  for ax, keys, label in zip(axes, _panels(reference or rows), ("loss", "accuracy")):
+    for index, key in enumerate(keys):
+      color = f"C{index}"
+      for data, style, suffix in ((reference, "--", " (reference)"), (rows, "-", "")):
+        points = [(r["step"], r[key]) for r in data or [] if key in r]
+        if points:
+          ax.plot(*zip(*points), style, color=color, label=key + suffix)
+    ax.set_xlabel("step")
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  if path:
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+  return fig
+
+
+def plot_run(workdir: str, family: str, path: str | None = None):
+  """A run of yours (a bertlab workdir) over the family's reference curve."""
+  reference = os.path.join(REFERENCE_DIR, f"{family}.csv")
+  if not os.path.exists(reference):
+    raise FileNotFoundError(f"No reference curve {reference}; families with one: "
+                            f"{', '.join(FAMILIES)}.")
+  return plot_curves(curve_rows(workdir), f"{family}: {workdir} (solid) vs reference (dashed)",
+                     path, read_csv(reference))
+
+
+def make_reference(family: str, workdir: str, out: str) -> list[dict]:
+  """Trains `configs/<family>.py:tiny` in `workdir/<family>` and writes its CSV and PNG."""
+  from bertlab.train import trainer
+  config = config_files.load(f"configs/{family}.py:tiny")
+  run_dir = os.path.join(workdir, family)
+  trainer.train_and_evaluate(config, run_dir)
+  rows = curve_rows(run_dir)
+  os.makedirs(out, exist_ok=True)
+  write_csv(rows, os.path.join(out, f"{family}.csv"))
+  plot_curves(rows, f"{family} tiny on the embedded corpus ({config.train.steps} steps, batch "
+              f"{config.train.batch_size})", os.path.join(out, f"{family}.png"))
+  return rows
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(prog="python -m bertlab.sweeps.curves", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--workdir", required=True)
+  parser.add_argument("--out", default=REFERENCE_DIR)
+  parser.add_argument("--families", default=",".join(FAMILIES))
+  args = parser.parse_args(argv)
+  for family in args.families.split(","):
+    if family not in FAMILIES:
+      raise SystemExit(f"Unknown family {family!r}; valid: {', '.join(FAMILIES)}.")
+    rows = make_reference(family, args.workdir, args.out)
+    print(f"{family}: {len(rows)} rows, loss {rows[0]['loss']:.3f} -> {rows[-1]['loss']:.3f}")
+
+
+if __name__ == "__main__":
+  main()

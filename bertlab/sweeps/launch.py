@@ -1,0 +1,52 @@
+"""The launch commands of a sweep's points, for a cluster or every host of a TPU VM pod.
+
+Each point is the same `python -m bertlab.main` command a user types, with the point's
+overrides as `--config.<key>=` flags; then one `--mode=eval` per evaluation of the sweep. On a
+TPU pod the command runs on every worker (`--worker=all`) with `--multihost`, so that
+jax.distributed finds its peers from the TPU metadata. Running the sweep again without `--launch`,
+on the same workdir, evaluates the finished points and writes the tables.
+"""
+
+import shlex
+from typing import Any
+
+from bertlab import config_files
+from bertlab.sweeps.spec import Point, Sweep
+
+TARGETS = ("local", "tpu")
+
+
+def point_commands(sweep: Sweep, point: Point, workdir: str,
+                   extra: dict[str, Any] | None = None) -> list[list[str]]:
+  """[train, eval per sweep evaluation] for one point, as argument lists."""
+  base = ["python", "-m", "bertlab.main", f"--config={sweep.config}",
+          f"--workdir={workdir}/{point.name}"]
+  flags = config_files.override_flags({**sweep.overrides, **point.overrides, **(extra or {})})
+  commands = [base + flags]
+  for name, overrides in sweep.evals.items():
+    commands.append(base + ["--mode=eval"] + flags + config_files.override_flags(overrides))
+  return commands
+
+
+def tpu_command(command: list[str], tpu: str, zone: str, repo_dir: str) -> str:
+  """`command` on every worker of the TPU VM `tpu`, from the checkout at `repo_dir`."""
+  remote = f"cd {repo_dir} && " + shlex.join(command + ["--multihost"])
+  return shlex.join(["gcloud", "compute", "tpus", "tpu-vm", "ssh", tpu, f"--zone={zone}",
+                     "--worker=all", f"--command={remote}"])
+
+
+def launch_lines(sweep: Sweep, workdir: str, target: str = "local",
+                 extra: dict[str, Any] | None = None, tpu: str = "", zone: str = "",
+                 repo_dir: str = "~/bertlab") -> list[str]:
+  """Shell lines that run the whole sweep, point after point."""
+  if target not in TARGETS:
+    raise ValueError(f"Unknown launch target {target!r}; valid: {', '.join(TARGETS)}.")
+  if target == "tpu" and not (tpu and zone):
+    raise ValueError("--launch=tpu needs --tpu=<TPU VM name> and --zone=<its zone>.")
+  lines = []
+  for point in sweep.points:
+    lines.append(f"# {point.name}")
+    for command in point_commands(sweep, point, workdir, extra):
+      lines.append(tpu_command(command, tpu, zone, repo_dir) if target == "tpu"
+                   else shlex.join(command))
+  return lines

@@ -1,0 +1,87 @@
+"""Runs a sweep's points one after another in this process, each in `<workdir>/<point>`.
+
+A point is finished when its `result.json` exists: the sweep skips it. An unfinished one
+resumes from its checkpoints (the pretraining loop's own resume), so an interrupted sweep
+loses at most the steps since a point's last checkpoint. A finished point whose saved config
+differs from the experiment's is an error, not a silent reuse of a stale result.
+"""
+
+import json
+import os
+from typing import Any
+
+from bertlab import files
+from bertlab.sweeps.spec import Point, Sweep
+
+RESULT_FILE = "result.json"
+TRAIN_KEYS = ("loss",)
+
+
+def _train_metrics(workdir: str) -> dict[str, float]:
+  """The last logged training row: loss and the per-objective losses and accuracies."""
+  from bertlab.train.metrics import read_metrics
+  rows = [r for r in read_metrics(workdir) if not r.get("eval")]
+  if not rows:
+    return {}
+  last = rows[-1]
+  return {f"train/{k}": v for k, v in last.items()
+          if k in TRAIN_KEYS or k.endswith(("_loss", "_accuracy"))}
+
+
+def _param_counts(config) -> dict[str, int]:
+  from bertlab.configs import build_model
+  from bertlab.summary import count_params
+  encoder, total = count_params(build_model(config))
+  return dict(encoder_params=encoder, total_params=total)
+
+
+def _check_same_config(path: str, saved: dict, config) -> None:
+  if saved != json.loads(config.to_json()):
+    raise ValueError(
+        f"{path} was made with a different config than the experiment now gives this point. "
+        "Use a new --workdir, or delete that point's directory to rerun it.")
+
+
+def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | None = None,
+              on_step=None) -> dict[str, Any]:
+  """Trains and evaluates one point (or reads its finished result): its row of results.csv."""
+  from bertlab.train import trainer
+  config = sweep.point_config(point, extra)
+  point_dir = os.path.join(workdir, point.name)
+  result_path = os.path.join(point_dir, RESULT_FILE)
+  if files.exists(result_path):
+    with files.open_file(result_path) as f:
+      result = json.load(f)
+    _check_same_config(result_path, result["config"], config)
+    return result["row"]
+  trainer.train_and_evaluate(config, point_dir, on_step=on_step)
+  row = {**point.labels, **_param_counts(config), **_train_metrics(point_dir)}
+  for name in sweep.evals:
+    metrics = trainer.evaluate(sweep.eval_config(config, name), point_dir)
+    row.update({f"{name}/{k}": v for k, v in metrics.items() if k != "step"})
+  with files.open_file(result_path + ".tmp", "w") as f:
+    json.dump({"row": row, "config": json.loads(config.to_json())}, f, indent=1)
+  files.replace(result_path + ".tmp", result_path)
+  return row
+
+
+def run_sweep(sweep: Sweep, workdir: str, extra: dict[str, Any] | None = None,
+              progress: bool = True) -> list[dict[str, Any]]:
+  """Every point in order, with a progress bar over points and one over each point's steps."""
+  import tqdm
+  rows = []
+  points = tqdm.tqdm(sweep.points, desc=sweep.name, unit="point", disable=not progress,
+                     position=0)
+  for point in points:
+    points.set_postfix_str(point.name)
+    steps = sweep.point_config(point, extra).train.steps
+    with tqdm.tqdm(total=steps, desc=point.name, unit="step", leave=False, position=1,
+                   disable=not progress) as bar:
+
+      def on_step(step, metrics, bar=bar):
+        bar.update(step - bar.n)
+        if metrics:
+          bar.set_postfix(loss=f"{metrics['loss']:.3f}")
+
+      rows.append(run_point(sweep, point, workdir, extra, on_step))
+  return rows

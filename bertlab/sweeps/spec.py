@@ -1,0 +1,81 @@
+"""What an experiment file declares: a base config, the points to sweep, how to report them.
+
+An experiment file (experiments/<name>.py) defines `get_sweep(scale) -> Sweep`. Each point is
+a set of config overrides and the labels it shows in the paper-style table; `scale` picks the
+base config and the overrides that make the run fit a CPU (`tiny`) or match the paper (`paper`).
+"""
+
+import dataclasses
+import re
+from typing import Any
+
+from bertlab import config_files
+
+SCALES = ("tiny", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+  """One run: `labels` are its row in the table (e.g. {"E": 128, "sharing": "all-shared"})."""
+  labels: dict[str, Any]
+  overrides: dict[str, Any]
+
+  @property
+  def name(self) -> str:
+    """A directory name from the labels: `E=128,sharing=all-shared`."""
+    text = ",".join(f"{k}={v}" for k, v in self.labels.items())
+    return re.sub(r"[^A-Za-z0-9=,._+-]", "_", text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plot:
+  """One PNG per metric: `metric` against the label `x`, one line per value of `series`."""
+  x: str
+  series: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+  """An ablation at one scale.
+
+  `config`: the base config spec (`configs/albert.py:tiny`); `overrides`: applied to every
+  point before its own. `evals`: named held-out evaluations, each a set of extra overrides
+  (ALBERT evaluates every model on MLM, NSP and SOP data: {"nsp": {"data.sentence_objective":
+  "nsp"}, ...}); their metrics become columns `<eval>/<metric>`. `columns`: the table's metric
+  columns, (header, column) pairs, after the labels. `command`: how to rerun it.
+  """
+  name: str
+  title: str
+  config: str
+  points: tuple[Point, ...]
+  columns: tuple[tuple[str, str], ...]
+  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  evals: dict[str, dict[str, Any]] = dataclasses.field(default_factory=lambda: {"eval": {}})
+  plot: Plot | None = None
+
+  def __post_init__(self):
+    names = [p.name for p in self.points]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+      raise ValueError(f"Sweep {self.name!r} has points with the same labels: {duplicated}; "
+                       "give each point distinct labels.")
+
+  def point_config(self, point: Point, extra: dict[str, Any] | None = None):
+    """The full config of `point`: base, sweep overrides, point overrides, then `extra`."""
+    config = config_files.load(self.config)
+    return config_files.apply_overrides(config, {**self.overrides, **point.overrides,
+                                                 **(extra or {})})
+
+  def eval_config(self, config, name: str):
+    return config_files.apply_overrides(config, self.evals[name])
+
+
+def load_sweep(path: str, scale: str) -> Sweep:
+  """experiments/<name>.py at `scale`."""
+  if scale not in SCALES:
+    raise ValueError(f"Unknown scale {scale!r}; valid: {', '.join(SCALES)}.")
+  module = config_files.load_module(path, "experiment")
+  if not hasattr(module, "get_sweep"):
+    raise AttributeError(f"{path} defines no get_sweep(scale); an experiment file returns a "
+                         "bertlab.sweeps.Sweep from it.")
+  return module.get_sweep(scale)

@@ -1,0 +1,34 @@
+"""ELECTRA Section 3.2 and Figure 3: generator size as a fraction of the discriminator's
+width, and weight tying between the two (none, token+position embeddings, all).
+
+  python -m bertlab.sweep experiments/electra_generator.py --workdir=/tmp/sweeps/electra
+
+The paper finds generators 1/4-1/2 the discriminator's size best, and tying embeddings
+better than none (tying all helps little more and forces equal sizes). The paper reports GLUE;
+here the discriminator's held-out replaced-token detection against always-"original"
+(`rtd_original_share`) and the generator's MLM accuracy. tiny: ELECTRA tiny, 300 steps;
+paper: ELECTRA-base (the tying study uses equal sizes, as the paper's does).
+"""
+
+from bertlab.sweeps import Plot, Point, Sweep
+
+SIZES = (0.25, 1 / 3, 0.5, 0.75, 1.0)
+
+
+def get_sweep(scale):
+  config = "configs/electra.py:tiny" if scale == "tiny" else "configs/electra.py:base"
+  overrides = {"train.eval_batches": 1000} if scale == "tiny" else {}
+  points = tuple(Point({"generator": f"{s:.2f}", "tie": "embeddings"},
+                       {"electra.generator_hidden_size": s}) for s in SIZES)
+  points += tuple(Point({"generator": "1.00", "tie": tie},
+                        {"electra.generator_hidden_size": 1.0, "electra.tie_embeddings": tie})
+                  for tie in ("none", "all"))
+  return Sweep(
+      name="electra_generator",
+      title="ELECTRA: generator size and weight tying",
+      config=config, overrides=overrides, points=points,
+      columns=(("Parameters", "total_params"), ("RTD accuracy", "eval/rtd_accuracy"),
+               ("always original", "eval/rtd_original_share"), ("RTD loss", "eval/rtd_loss"),
+               ("constant loss", "eval/rtd_constant_loss"),
+               ("generator MLM", "eval/mlm_accuracy")),
+      plot=Plot(x="generator", series="tie"))

@@ -1,0 +1,71 @@
+"""ELECTRA's weight tying (Section 3.2): none, embeddings, all; and the discriminator that a
+workdir of each gives back."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import traverse_util
+
+from bertlab import config_files
+from bertlab.configs import build_model, model_config
+from bertlab.hub.workdir import electra_discriminator_params
+from bertlab.models.pretraining import PretrainingModel
+from bertlab.summary import count_params
+
+
+def electra(tie: str, fraction: float):
+  config = config_files.apply_overrides(config_files.load("configs/electra.py:tiny"), {
+      "electra.tie_embeddings": tie, "electra.generator_hidden_size": fraction})
+  return config, build_model(config)
+
+
+def init(model):
+  ids = jnp.array([[2, 17, 40, 3, 0, 0], [2, 9, 11, 12, 13, 3]])
+  params = model.init(jax.random.key(0), ids, (ids > 0).astype(jnp.int32))["params"]
+  return ids, params
+
+
+def paths(params) -> set[str]:
+  return set(traverse_util.flatten_dict(params, sep="/"))
+
+
+def test_tying_decides_which_weights_exist():
+  _, none = init(electra("none", 0.5)[1])
+  _, embeddings = init(electra("embeddings", 0.5)[1])
+  _, tied = init(electra("all", 1.0)[1])
+  assert any(p.startswith("generator/encoder/embeddings/") for p in paths(none))
+  assert any(p.startswith("discriminator/encoder/embeddings/") for p in paths(none))
+  assert not any("encoder/embeddings" in p for p in paths(embeddings))
+  assert set(embeddings) == {"embeddings", "generator", "discriminator"}
+  assert set(tied) == {"encoder", "generator", "discriminator"}
+  assert set(tied["generator"]) == {"mlm"} and set(tied["discriminator"]) == {"rtd"}
+  # Untying adds exactly the generator's own embedding module.
+  own = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(none["generator"]["encoder"]["embeddings"]))
+  assert count_params(electra("none", 0.5)[1])[1] - count_params(
+      electra("embeddings", 0.5)[1])[1] == own
+
+
+def test_tie_all_runs_both_halves_on_one_encoder():
+  config, model = electra("all", 1.0)
+  ids, params = init(model)
+  mask = (ids > 0).astype(jnp.int32)
+  gen = model.apply({"params": params}, ids, mask, method="generate")
+  disc = model.apply({"params": params}, ids, mask, method="discriminate")
+  np.testing.assert_allclose(gen.last_hidden_state, disc.last_hidden_state, rtol=1e-6)
+
+
+def test_tie_all_needs_equal_sizes():
+  with pytest.raises(ValueError, match="generator_hidden_size=1.0"):
+    init(electra("all", 0.5)[1])
+
+
+@pytest.mark.parametrize("tie, fraction", [("none", 0.5), ("embeddings", 0.5), ("all", 1.0)])
+def test_workdir_gives_the_discriminator(tie, fraction):
+  config, model = electra(tie, fraction)
+  ids, params = init(model)
+  mask = (ids > 0).astype(jnp.int32)
+  expected = model.apply({"params": params}, ids, mask, method="discriminate").rtd_logits
+  alone = PretrainingModel(model_config(config))
+  got = alone.apply({"params": electra_discriminator_params(params)}, ids, mask).rtd_logits
+  np.testing.assert_allclose(got, expected, rtol=1e-6)
