@@ -9,12 +9,10 @@ model scores near chance on SOP, an SOP-trained one solves NSP well above chance
 sentence objective the head is kept but never trained: the chance baseline.
 
 tiny: ALBERT tiny with AdamW 1e-3 for 600 steps (LAMB at batch 32 needs more steps to leave
-the unigram plateau), on sentence pairs of 64 tokens, evaluated on every held-out sequence.
-Sentence pairs, because the embedded corpus's documents are docstrings of about four
-sentences: as segment pairs nearly every example is one whole docstring cut in two, so
-segment lengths alone tell the order and NSP's random B is longer than the true one, and an
-SOP model scores below chance on NSP (experiments/RESULTS.md shows that run too).
-paper: ALBERT-base, segment pairs of 512 tokens (Section 4.1).
+the unigram plateau), evaluated on every held-out sequence. paper: ALBERT-base, Section 4.1.
+On the embedded corpus (docstrings of about four sentences) a segment pair is nearly always
+one docstring cut in two, and NSP's random B is longer than the true one: the SOP model reads
+order from segment lengths and does not transfer to NSP (experiments/RESULTS.md).
 """
 
 from bertlab.sweeps import Plot, Point, Sweep
@@ -26,8 +24,7 @@ def get_sweep(scale):
   if scale == "tiny":
     config, overrides = "configs/albert.py:tiny", {
         "train.optimizer": "adamw", "train.learning_rate": 1e-3, "train.steps": 600,
-        "train.checkpoint_every": 300, "train.eval_batches": 1000,
-        "data.input_format": "sentence_pair", "data.seq_len": 64}
+        "train.checkpoint_every": 300, "train.eval_batches": 1000}
   else:
     config, overrides = "configs/albert.py:base", {}
   return Sweep(
