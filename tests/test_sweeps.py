@@ -130,6 +130,7 @@ def test_format_value_prints_like_the_papers():
   assert report.format_value("total_params", 12_345_678) == "12.35M"
   assert report.format_value("eval/mlm_loss", 2.34567) == "2.346"
   assert report.format_value("eval/x", None) == "—"
+  assert report.format_value("E", 128) == "128"
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ def format_value(column: str, value: Any) -> str:
     return str(value)
   if column.endswith("_params"):
     return f"{value / 1e6:.2f}M"
+  if isinstance(value, int):
+    return str(value)  # a label such as E=128
   if "accuracy" in column or column.endswith(("_precision", "_recall", "_share")):
     return f"{100 * value:.1f}"
   return f"{value:.3f}"
