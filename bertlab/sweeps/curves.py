@@ -13,6 +13,7 @@ import csv
 import os
 
 from bertlab import config_files
+from bertlab.sweeps import report
 
 FAMILIES = ("bert", "albert", "roberta", "electra", "spanbert")
 REFERENCE_DIR = os.path.join(config_files.PROJECT_ROOT, "experiments", "reference_curves")
@@ -24,14 +25,6 @@ def curve_rows(workdir: str) -> list[dict]:
   return [{k: v for k, v in row.items()
            if k in ("step", "loss") or k.endswith(("_loss", "_accuracy", "_share"))}
           for row in read_metrics(workdir) if not row.get("eval")]
-
-
-def write_csv(rows: list[dict], path: str) -> None:
-  columns = list(dict.fromkeys(k for row in rows for k in row))
-  with open(path, "w", newline="") as f:
-    writer = csv.DictWriter(f, columns, restval="")
-    writer.writeheader()
-    writer.writerows(rows)
 
 
 def read_csv(path: str) -> list[dict]:
@@ -91,7 +84,7 @@ def make_reference(family: str, workdir: str, out: str) -> list[dict]:
   trainer.train_and_evaluate(config, run_dir)
   rows = curve_rows(run_dir)
   os.makedirs(out, exist_ok=True)
-  write_csv(rows, os.path.join(out, f"{family}.csv"))
+  report.write_csv(rows, os.path.join(out, f"{family}.csv"))
   plot_curves(rows, f"{family} tiny on the embedded corpus ({config.train.steps} steps, batch "
               f"{config.train.batch_size})", os.path.join(out, f"{family}.png"))
   return rows
