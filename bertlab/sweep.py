@@ -11,6 +11,7 @@ import ast
 import shlex
 import sys
 
+from bertlab import config_files
 from bertlab.sweeps import launch, report, runner, spec
 
 
@@ -39,8 +40,7 @@ def dry_run_lines(sweep: spec.Sweep, extra: dict) -> list[str]:
       sweep.eval_config(config, name)
     lines += [f"## point {index}/{len(sweep.points)}: {point.name}",
               "overrides: " + " ".join(
-                  launch.config_files.override_flags({**sweep.overrides, **point.overrides,
-                                                      **extra})),
+                  config_files.override_flags(sweep.point_overrides(point, extra))),
               str(config)]
   return lines
 

@@ -21,7 +21,7 @@ def point_commands(sweep: Sweep, point: Point, workdir: str,
   """[train, eval per sweep evaluation] for one point, as argument lists."""
   base = ["python", "-m", "bertlab.main", f"--config={sweep.config}",
           f"--workdir={workdir}/{point.name}"]
-  flags = config_files.override_flags({**sweep.overrides, **point.overrides, **(extra or {})})
+  flags = config_files.override_flags(sweep.point_overrides(point, extra))
   commands = [base + flags]
   for name, overrides in sweep.evals.items():
     commands.append(base + ["--mode=eval"] + flags + config_files.override_flags(overrides))

@@ -14,18 +14,13 @@ from bertlab import files
 from bertlab.sweeps.spec import Point, Sweep
 
 RESULT_FILE = "result.json"
-TRAIN_KEYS = ("loss",)
 
 
 def _train_metrics(workdir: str) -> dict[str, float]:
-  """The last logged training row: loss and the per-objective losses and accuracies."""
-  from bertlab.train.metrics import read_metrics
-  rows = [r for r in read_metrics(workdir) if not r.get("eval")]
-  if not rows:
-    return {}
-  last = rows[-1]
-  return {f"train/{k}": v for k, v in last.items()
-          if k in TRAIN_KEYS or k.endswith(("_loss", "_accuracy"))}
+  """The last point of the run's training curve: loss and the per-objective metrics."""
+  from bertlab.sweeps.curves import curve_rows
+  rows = curve_rows(workdir)
+  return {f"train/{k}": v for k, v in rows[-1].items() if k != "step"} if rows else {}
 
 
 def _param_counts(config) -> dict[str, int]:

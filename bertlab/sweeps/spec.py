@@ -60,11 +60,14 @@ class Sweep:
       raise ValueError(f"Sweep {self.name!r} has points with the same labels: {duplicated}; "
                        "give each point distinct labels.")
 
+  def point_overrides(self, point: Point, extra: dict[str, Any] | None = None) -> dict:
+    """Sweep overrides, then the point's, then `extra` (the command line's --set)."""
+    return {**self.overrides, **point.overrides, **(extra or {})}
+
   def point_config(self, point: Point, extra: dict[str, Any] | None = None):
-    """The full config of `point`: base, sweep overrides, point overrides, then `extra`."""
-    config = config_files.load(self.config)
-    return config_files.apply_overrides(config, {**self.overrides, **point.overrides,
-                                                 **(extra or {})})
+    """The full config of `point`: the base config with `point_overrides`."""
+    return config_files.apply_overrides(config_files.load(self.config),
+                                        self.point_overrides(point, extra))
 
   def eval_config(self, config, name: str):
     return config_files.apply_overrides(config, self.evals[name])
