@@ -7,6 +7,11 @@ For BERT-mini (H256, L4) and BERT-base (seq 128): tokens/s of one MLM + NSP step
 and the same 20 masked positions per sequence), compile time (bertlab) and peak resident memory,
 each measured in its own process, in this one run. torch gets as many threads as there are
 cores, as XLA uses.
+
+On a CPU both are bound by matrix multiplication, so the table also gives each one's encoder
+GFLOP/s (6 x matmul parameters + attention, per token; HF's full-vocabulary MLM decoder is on
+top of that) beside the roof: the GFLOP/s of one f32 matmul of the FFN's shape
+[batch x seq, hidden] x [hidden, intermediate], measured in JAX and in torch.
 """
 
 import argparse
@@ -95,6 +100,37 @@ def run_hf(size: str, batch: int, seq_len: int, steps: int) -> dict:
   return dict(tokens_per_sec=batch * seq_len / min(times))
 
 
+def run_roof(size: str, batch: int, seq_len: int, steps: int) -> dict:
+  """GFLOP/s of the FFN's f32 matmul, the best a step of these sizes could sustain."""
+  import jax
+  import jax.numpy as jnp
+  import torch
+  torch.set_num_threads(os.cpu_count())
+  m, k, n = batch * seq_len, SIZES[size]["hidden_size"], SIZES[size]["intermediate_size"]
+  a, b = jnp.ones((m, k), jnp.float32), jnp.ones((k, n), jnp.float32)
+  matmul = jax.jit(jnp.matmul)
+  ta, tb = torch.ones((m, k)), torch.ones((k, n))
+  best = {}
+  for name, call in (("jax", lambda: matmul(a, b).block_until_ready()), ("torch", lambda: ta @ tb)):
+    call()
+    times = []
+    for _ in range(max(steps, 5)):
+      start = time.perf_counter()
+      call()
+      times.append(time.perf_counter() - start)
+    best[name] = 2 * m * k * n / min(times) / 1e9
+  return dict(jax_gflops=best["jax"], torch_gflops=best["torch"])
+
+
+def encoder_gflops(size: str, seq_len: int, tokens_per_sec: float) -> float:
+  from bertlab.models.config import ModelConfig
+  from bertlab.train.metrics import flops_per_token
+  s = SIZES[size]
+  config = ModelConfig(hidden_size=s["hidden_size"], num_layers=s["num_layers"],
+                       num_heads=s["num_heads"], intermediate_size=s["intermediate_size"])
+  return flops_per_token(config, seq_len) * tokens_per_sec / 1e9
+
+
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--steps", type=int, default=5)
@@ -104,27 +140,31 @@ def main():
   parser.add_argument("--seq_len", type=int, default=128)
   args = parser.parse_args()
   if args.impl:  # one measurement, in its own process
-    run = run_bertlab if args.impl == "bertlab" else run_hf
+    run = {"bertlab": run_bertlab, "hf": run_hf, "roof": run_roof}[args.impl]
     result = run(args.size, args.batch, args.seq_len, args.steps)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
     return
   print(f"{os.cpu_count()} cores, seq_len {args.seq_len}, f32")
   print(f"{'model':>6} {'batch':>5} {'bertlab tok/s':>14} {'HF tok/s':>9} {'ratio':>6} "
-        f"{'compile s':>9} {'bertlab MB':>10} {'HF MB':>6}")
+        f"{'compile s':>9} {'bertlab MB':>10} {'HF MB':>6} {'encoder GFLOP/s ours/HF':>24} "
+        f"{'matmul roof jax/torch':>22}")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   for size, batch in (("mini", 32), ("base", 8)):
     results = {}
-    for impl in ("bertlab", "hf"):
+    for impl in ("bertlab", "hf", "roof"):
       out = subprocess.run([sys.executable, __file__, f"--impl={impl}", f"--size={size}",
                             f"--batch={batch}", f"--seq_len={args.seq_len}",
                             f"--steps={args.steps}"], capture_output=True, text=True, env=env,
                            check=True)
       results[impl] = json.loads(out.stdout.strip().splitlines()[-1])
-    ours, theirs = results["bertlab"], results["hf"]
+    ours, theirs, roof = results["bertlab"], results["hf"], results["roof"]
+    gflops = "/".join(f"{encoder_gflops(size, args.seq_len, r['tokens_per_sec']):.0f}"
+                      for r in (ours, theirs))
     print(f"{size:>6} {batch:>5} {ours['tokens_per_sec']:>14.0f} {theirs['tokens_per_sec']:>9.0f} "
           f"{ours['tokens_per_sec'] / theirs['tokens_per_sec']:>6.2f} {ours['compile_s']:>9.1f} "
-          f"{ours['peak_rss_mb']:>10.0f} {theirs['peak_rss_mb']:>6.0f}")
+          f"{ours['peak_rss_mb']:>10.0f} {theirs['peak_rss_mb']:>6.0f} {gflops:>24} "
+          f"{roof['jax_gflops']:>10.0f}/{roof['torch_gflops']:<11.0f}")
 
 
 if __name__ == "__main__":

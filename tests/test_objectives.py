@@ -21,9 +21,22 @@ def test_replaced_token_detection_by_hand():
   assert float(metrics["rtd_original_share"]) == pytest.approx(6 / 7)
   assert float(metrics["rtd_precision"]) == pytest.approx(1 / 3)
   assert float(metrics["rtd_recall"]) == pytest.approx(1.0)
+  # The one replaced token (logit 2.0) outranks all six original ones; the padded 4.0 is out.
+  assert float(metrics["rtd_auc"]) == pytest.approx(1.0)
   share = 1 / 7
   assert float(metrics["rtd_constant_loss"]) == pytest.approx(
       -(share * np.log(share) + (1 - share) * np.log(1 - share)), rel=1e-5)
+
+
+def test_ranking_auc_matches_scikit_learn():
+  from sklearn.metrics import roc_auc_score
+  rng = np.random.default_rng(0)
+  scores = rng.normal(size=(4, 50)).astype(np.float32)
+  positive = rng.random((4, 50)) < 0.2 + 0.1 * (scores > 0.5)
+  valid = rng.random((4, 50)) < 0.8
+  expected = roc_auc_score(positive[valid], scores[valid])
+  auc = pretraining.ranking_auc(jnp.asarray(scores), jnp.asarray(positive), jnp.asarray(valid))
+  assert float(auc) == pytest.approx(expected, rel=1e-6)
 
 
 def test_unmasked_ids_put_the_targets_back_and_skip_padding_rows():

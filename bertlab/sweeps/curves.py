@@ -20,10 +20,10 @@ REFERENCE_DIR = os.path.join(config_files.PROJECT_ROOT, "experiments", "referenc
 
 
 def curve_rows(workdir: str) -> list[dict]:
-  """The training rows of a run: step, loss and every *_loss / *_accuracy it logged."""
+  """The training rows of a run: step, loss and every *_loss / *_accuracy / *_auc it logged."""
   from bertlab.train.metrics import read_metrics
   return [{k: v for k, v in row.items()
-           if k in ("step", "loss") or k.endswith(("_loss", "_accuracy", "_share"))}
+           if k in ("step", "loss") or k.endswith(("_loss", "_accuracy", "_share", "_auc"))}
           for row in read_metrics(workdir) if not row.get("eval")]
 
 
@@ -33,10 +33,10 @@ def read_csv(path: str) -> list[dict]:
 
 
 def _panels(rows: list[dict]) -> list[list[str]]:
-  """Losses in one panel, accuracies in another."""
+  """Losses in one panel, accuracies (and ranking AUCs) in another."""
   keys = list(dict.fromkeys(k for row in rows for k in row if k != "step"))
   return [[k for k in keys if k.endswith("loss")],
-          [k for k in keys if k.endswith(("accuracy", "_share"))]]
+          [k for k in keys if k.endswith(("accuracy", "_share", "_auc"))]]
 
 
 def plot_curves(rows: list[dict], title: str, path: str | None = None,

@@ -71,7 +71,7 @@ class MetricWriter:
 
 
 def progress_line(step: int, total: int, metrics: dict) -> str:
-  keys = [k for k in metrics if k.endswith(("_loss", "_accuracy")) or k == "loss"]
+  keys = [k for k in metrics if k.endswith(("_loss", "_accuracy", "_auc")) or k == "loss"]
   parts = [f"step {step}/{total}"] + [f"{k} {metrics[k]:.4f}" for k in keys]
   parts += [f"{metrics['steps_per_sec']:.2f} steps/s",
             f"{metrics['tokens_per_sec']:.0f} tokens/s"]
