@@ -74,15 +74,12 @@ def ranking_auc(scores, positive, valid) -> jax.Array:
   """ROC AUC over the `valid` entries: the share of (positive, negative) pairs the scores put
   in order (Mann-Whitney). Early in training a discriminator ranks replaced tokens above
   original ones long before it is sure enough of any (p > 0.5) to beat always-"original"."""
-  scores, positive, valid = scores.reshape(-1), positive.reshape(-1), valid.reshape(-1)
-  ranks = jnp.argsort(jnp.argsort(jnp.where(valid, scores, -jnp.inf)))  # invalid ones lowest
-  invalid = (~valid).sum()
-  positive = positive & valid
-  num_positive, num_negative = positive.sum(), (valid & ~positive).sum()
-  # Each positive's rank among the valid entries counts the entries below it.
-  below = jnp.where(positive, ranks - invalid, 0).sum().astype(jnp.float32)
-  ordered_pairs = below - num_positive * (num_positive - 1) / 2
-  return ordered_pairs / jnp.maximum(num_positive * num_negative, 1).astype(jnp.float32)
+  scores, positive, valid = jax.lax.sort(
+      (scores.reshape(-1), positive.reshape(-1), valid.reshape(-1)), num_keys=1)
+  positive, negative = positive & valid, valid & ~positive
+  # In ascending order of score, each positive is above every negative counted so far.
+  ordered_pairs = jnp.where(positive, jnp.cumsum(negative), 0).sum().astype(jnp.float32)
+  return ordered_pairs / jnp.maximum(positive.sum() * negative.sum(), 1).astype(jnp.float32)
 
 
 def _set_masked(ids, batch, values):
