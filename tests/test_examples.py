@@ -60,6 +60,29 @@ def test_sop_swaps_half_and_a_swapped_pair_is_the_same_segments_reversed():
     assert second[0] == first[-1] + 1 or (second[0] > first[-1])
 
 
+@pytest.mark.parametrize("objective", ["nsp", "sop"])
+def test_one_sentence_chunks_take_a_random_next_as_the_released_tools_or_split(objective):
+  # Sentences longer than the sequence: every chunk is one sentence.
+  docs = [[(np.arange(d * DOC_STRIDE + 10 * k, d * DOC_STRIDE + 10 * k + 200, dtype=np.int32),
+            np.ones(200, bool)) for k in range(3)] for d in range(200)]
+  for mode in ("random_next", "split"):
+    config = BuilderConfig("segment_pair", objective, 64, CLS, SEP, PAD, 0.1, mode)
+    out = build_examples(docs, config, np.random.default_rng(0))
+    assert len(out["sentence_label"]) == 600
+    cross = [len(set(np.concatenate(_segments(ids, types)) // DOC_STRIDE)) == 2
+             for ids, types in zip(out["input_ids"], out["token_type_ids"])]
+    if mode == "random_next":  # B from another document, labelled NotNext / swapped
+      assert all(cross) and out["sentence_label"].all()
+    else:  # the usual coin: NotNext from another document, or the sentence cut in two
+      np.testing.assert_array_equal(cross, (out["sentence_label"] == 1) & (objective == "nsp"))
+      assert out["sentence_label"].mean() == pytest.approx(0.5, abs=0.07)
+
+
+def test_unknown_one_sentence_chunk_lists_the_valid_ones():
+  with pytest.raises(ValueError, match="valid: random_next, split"):
+    BuilderConfig("segment_pair", "sop", 64, CLS, SEP, PAD, 0.1, "merge")
+
+
 def test_segment_pair_fills_the_sequence_and_sometimes_targets_shorter():
   out = _build("segment_pair", "nsp", seq_len=128, docs=_docs(1500))
   lengths = (out["input_ids"] != PAD).sum(1)

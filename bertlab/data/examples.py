@@ -24,6 +24,10 @@ import numpy as np
 INPUT_FORMATS = ("segment_pair", "sentence_pair", "full_sentences", "doc_sentences", "single")
 SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
 PAIR_FORMATS = ("segment_pair", "sentence_pair")
+# What segment_pair does with a chunk of one sentence under NSP or SOP: `random_next` takes B
+# from another document, labelled NotNext / swapped (google-research bert and albert, whose
+# SOP data so holds a few NSP negatives); `split` cuts the sentence in two, labelled as usual.
+ONE_SENTENCE_CHUNKS = ("random_next", "split")
 
 Sentence = tuple[np.ndarray, np.ndarray]  # ids, word_starts
 TokenizedDoc = list[Sentence]
@@ -38,8 +42,12 @@ class BuilderConfig:
   sep_id: int
   pad_id: int
   short_seq_prob: float = 0.1
+  one_sentence_chunk: str = "split"
 
   def __post_init__(self):
+    if self.one_sentence_chunk not in ONE_SENTENCE_CHUNKS:
+      raise ValueError(f"Unknown data.one_sentence_chunk {self.one_sentence_chunk!r}; valid: "
+                       f"{', '.join(ONE_SENTENCE_CHUNKS)}.")
     if self.input_format not in INPUT_FORMATS:
       raise ValueError(f"Unknown data.input_format {self.input_format!r}; valid: "
                        f"{', '.join(INPUT_FORMATS)}.")
@@ -144,16 +152,16 @@ def _segment_pair(docs, d: int, c: BuilderConfig, rng, out: _Examples):
     if i == len(doc) - 1 or length >= target:
       a_end = 1 if len(chunk) < 2 else int(rng.integers(1, len(chunk)))
       a, label = _concat(chunk[:a_end]), 0
-      # BERT also takes a random B whenever the chunk is one sentence, which tips the labels
-      # towards NotNext; here a one-sentence IsNext pair is split inside instead (below).
-      if c.sentence_objective == "nsp" and rng.random() < 0.5:
+      forced_random = (len(chunk) == 1 and c.sentence_objective != "none"
+                       and c.one_sentence_chunk == "random_next")
+      if forced_random or (c.sentence_objective == "nsp" and rng.random() < 0.5):
         label, other = 1, docs[_random_other_document(docs, d, rng)]
         start, b_parts, b_len = int(rng.integers(len(other))), [], 0
-        for sentence in other[start:]:
-          if b_len >= target - len(a[0]):
-            break
+        for sentence in other[start:]:  # at least one sentence, as the released tools
           b_parts.append(sentence)
           b_len += len(sentence[0])
+          if b_len >= target - len(a[0]):
+            break
         b = _concat(b_parts)
         i -= len(chunk) - a_end  # the unused sentences start the next example
       else:

@@ -52,7 +52,8 @@ def builder_config(data_config, tokenizer: Tokenizer) -> examples.BuilderConfig:
   return examples.BuilderConfig(
       input_format=data_config.input_format, sentence_objective=data_config.sentence_objective,
       seq_len=data_config.seq_len, cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id,
-      pad_id=tokenizer.pad_id, short_seq_prob=data_config.short_seq_prob)
+      pad_id=tokenizer.pad_id, short_seq_prob=data_config.short_seq_prob,
+      one_sentence_chunk=data_config.get("one_sentence_chunk", "split"))
 
 
 def masking_config(data_config, tokenizer: Tokenizer,
