@@ -22,7 +22,6 @@ import re
 import resource
 import sys
 import tempfile
-import time
 
 import jax
 
