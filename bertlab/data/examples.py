@@ -26,7 +26,8 @@ SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
 PAIR_FORMATS = ("segment_pair", "sentence_pair")
 # What segment_pair does with a chunk of one sentence under NSP or SOP: `random_next` takes B
 # from another document, labelled NotNext / swapped (google-research bert and albert, whose
-# SOP data so holds a few NSP negatives); `split` cuts the sentence in two, labelled as usual.
+# SOP data so holds a few NSP negatives, and on short documents tips the labels towards 1);
+# `split` (the default) cuts the sentence in two, labelled as usual.
 ONE_SENTENCE_CHUNKS = ("random_next", "split")
 
 Sentence = tuple[np.ndarray, np.ndarray]  # ids, word_starts
