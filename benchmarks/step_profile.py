@@ -26,9 +26,7 @@ import tempfile
 import jax
 
 sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-import train_step  # noqa: E402  (SIZES and the benchmark batch)
-from conftest import load_config  # noqa: E402
+import train_step  # noqa: E402  (the benchmark's model sizes, trainer and batch)
 
 KINDS = ("matmul", "zero fill", "dynamic slice", "copy/transpose", "other")
 
@@ -88,12 +86,9 @@ def main():
   parser.add_argument("--remat_policy", default=None)
   parser.add_argument("--repeats", type=int, default=3)
   args = parser.parse_args()
-  from bertlab.train.trainer import Trainer
-  config = load_config("bert.py:base")
-  config.model.update(train_step.SIZES[args.size], remat_policy=args.remat_policy)
-  config.data.update(seq_len=args.seq_len, max_predictions=20)
-  config.train.batch_size = args.batch
-  trainer = Trainer(config)
+  trainer = train_step.bert_trainer(args.size, args.batch, args.seq_len,
+                                    remat_policy=args.remat_policy)
+  config = trainer.config
   state = trainer.init_state()
   batch = trainer._global(train_step._batch(args.batch, args.seq_len))
   rng = jax.random.key(0)

@@ -51,16 +51,21 @@ def _best_seconds(call, repeats: int) -> float:
   return min(times)
 
 
-def run_bertlab(size: str, batch: int, seq_len: int, steps: int) -> dict:
-  import jax
+def bert_trainer(size: str, batch: int, seq_len: int, **model):
+  """The bertlab Trainer of a BERT of `size` (MLM + NSP, f32) for batches of `batch` x `seq_len`."""
   sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
   from conftest import load_config
   from bertlab.train.trainer import Trainer
   config = load_config("bert.py:base")
-  config.model.update(SIZES[size])
+  config.model.update(SIZES[size], **model)
   config.data.update(seq_len=seq_len, max_predictions=20)
   config.train.batch_size = batch
-  trainer = Trainer(config)
+  return Trainer(config)
+
+
+def run_bertlab(size: str, batch: int, seq_len: int, steps: int) -> dict:
+  import jax
+  trainer = bert_trainer(size, batch, seq_len)
   state = trainer.init_state()
   data = _batch(batch, seq_len)
 

@@ -17,13 +17,15 @@ from bertlab.sweeps import report
 
 FAMILIES = ("bert", "albert", "roberta", "electra", "spanbert")
 REFERENCE_DIR = os.path.join(config_files.PROJECT_ROOT, "experiments", "reference_curves")
+# Metrics read as rates in [0, 1], drawn in one panel beside the losses.
+RATE_SUFFIXES = ("_accuracy", "_share", "_auc")
 
 
 def curve_rows(workdir: str) -> list[dict]:
   """The training rows of a run: step, loss and every *_loss / *_accuracy / *_auc it logged."""
   from bertlab.train.metrics import read_metrics
   return [{k: v for k, v in row.items()
-           if k in ("step", "loss") or k.endswith(("_loss", "_accuracy", "_share", "_auc"))}
+           if k in ("step", "loss") or k.endswith(("_loss",) + RATE_SUFFIXES)}
           for row in read_metrics(workdir) if not row.get("eval")]
 
 
@@ -36,7 +38,7 @@ def _panels(rows: list[dict]) -> list[list[str]]:
   """Losses in one panel, accuracies (and ranking AUCs) in another."""
   keys = list(dict.fromkeys(k for row in rows for k in row if k != "step"))
   return [[k for k in keys if k.endswith("loss")],
-          [k for k in keys if k.endswith(("accuracy", "_share", "_auc"))]]
+          [k for k in keys if k.endswith(RATE_SUFFIXES)]]
 
 
 def plot_curves(rows: list[dict], title: str, path: str | None = None,
