@@ -110,7 +110,7 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
       source="default", eval_source="", tokenizer="wordpiece", vocab="default",
       lower_case=ml_collections.config_dict.placeholder(bool), word_boundary="marker",
       seq_len=128, input_format="segment_pair", sentence_objective="nsp", short_seq_prob=0.1,
-      one_sentence_chunk="split",
+      one_sentence_chunk="split", pack_sequences=True,
       masking="token", mask_rate=0.15, max_predictions=20, max_ngram=3, span_p=0.2,
       max_span_words=10, dynamic_masking=True, dupe_factor=10, seed=0))
   config.data.update(data)

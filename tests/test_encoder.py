@@ -68,6 +68,29 @@ def test_roberta_positions_start_after_padding():
   np.testing.assert_array_equal(position_ids(config, ids), [[2, 3, 4, 5, 1, 1]])
 
 
+@pytest.mark.parametrize("variant", ["bert", "roberta", "sinusoidal"])
+def test_a_packed_row_gives_each_sequence_the_outputs_it_has_alone(variant):
+  """doc_sentences packing: two inputs side by side in one row, each with its own positions
+  and attention, give the hidden states and MLM logits each gives in a row of its own."""
+  config = {"bert": SMALL, "sinusoidal": SMALL.replace(position_embedding="sinusoidal"),
+            "roberta": SMALL.replace(positions_from_padding=True, pad_token_id=1)}[variant]
+  pad = config.pad_token_id
+  model, params = init(config)
+  a, b = [2, 5, 6, 7, 3], [2, 8, 9, 10, 11, 12, 3]
+  packed = jnp.array([a + b + [pad] * 3])
+  sequence_ids = jnp.array([[1] * 5 + [2] * 7 + [0] * 3])
+  types = jnp.array([[0] * 5 + [1] * 7 + [0] * 3])  # a token type per input survives packing
+  out = model.apply({"params": params}, packed, (sequence_ids > 0).astype(jnp.int32), types,
+                    sequence_ids=sequence_ids)
+  for ids, kind, where in ((a, 0, slice(0, 5)), (b, 1, slice(5, 12))):
+    alone = jnp.array([ids + [pad] * (15 - len(ids))])
+    ref = model.apply({"params": params}, alone, (alone != pad).astype(jnp.int32),
+                      jnp.full_like(alone, kind))
+    for name in ("last_hidden_state", "mlm_logits"):
+      np.testing.assert_allclose(getattr(out, name)[0, where],
+                                 getattr(ref, name)[0, :len(ids)], atol=2e-5, err_msg=name)
+
+
 def test_sinusoidal_positions_have_no_parameters_and_run():
   config = SMALL.replace(position_embedding="sinusoidal")
   model, params = init(config)

@@ -6,7 +6,10 @@
   * `sentence_pair`: each segment one natural sentence (Liu et al., 2019, Section 4.2);
   * `full_sentences`: one token stream over all documents, a separator at each document boundary,
     cut into full sequences (only the last of the stream is padded);
-  * `doc_sentences`: whole sentences packed up to `seq_len` without crossing a document;
+  * `doc_sentences`: whole sentences packed up to `seq_len` without crossing a document; with
+    `pack_sequences` several such inputs share a row (see `pack_rows`), so that every batch holds
+    about as many tokens as FULL-SENTENCES' (Liu et al., 2019, Section 4.2, grow the batch
+    instead; with fixed shapes the row is filled);
   * `single`: one contiguous segment of a document (SpanBERT, Joshi et al., 2020, Section 3.3).
 `data.sentence_objective` (pair formats): `nsp` (B from another document half the time),
 `sop` (two consecutive segments, swapped half the time; Lan et al., 2020, Section 3.1) or `none`.
@@ -14,9 +17,11 @@ Label 1 marks NotNext (NSP) or swapped (SOP), as in the original TF code and tra
 
 A tokenized sentence is `(ids, word_starts)`; examples are numpy arrays:
 `input_ids` [N, S], `token_type_ids` [N, S], `token_kind` [N, S] (0: special or padding, never
-masked; 1: first piece of a word; 2: a later piece) and `sentence_label` [N].
+masked; 1: first piece of a word; 2: a later piece) and `sentence_label` [N]; packed rows add
+`sequence_ids` [N, S] (1, 2, ... per input in the row, 0 on padding).
 """
 
+import bisect
 import dataclasses
 
 import numpy as np
@@ -44,6 +49,7 @@ class BuilderConfig:
   pad_id: int
   short_seq_prob: float = 0.1
   one_sentence_chunk: str = "split"
+  pack_sequences: bool = True  # doc_sentences only
 
   def __post_init__(self):
     if self.one_sentence_chunk not in ONE_SENTENCE_CHUNKS:
@@ -94,18 +100,46 @@ class _Examples:
                       np.zeros(len(ids) + 2, np.int32),
                       np.concatenate([[0], kinds, [0]]).astype(np.int8), 0))
 
-  def arrays(self) -> dict[str, np.ndarray]:
-    c, n = self.config, len(self.rows)
+  def arrays(self, packed: bool = False) -> dict[str, np.ndarray]:
+    """One row per example; or, `packed`, the examples of each `pack_rows` group side by side."""
+    c = self.config
+    groups = (pack_rows([len(r[0]) for r in self.rows], c.seq_len) if packed
+              else [[i] for i in range(len(self.rows))])
+    n = len(groups)
     out = dict(input_ids=np.full((n, c.seq_len), c.pad_id, np.int32),
                token_type_ids=np.zeros((n, c.seq_len), np.int32),
                token_kind=np.zeros((n, c.seq_len), np.int8),
                sentence_label=np.zeros((n,), np.int32))
-    for row, (ids, types, kinds, label) in enumerate(self.rows):
-      out["input_ids"][row, :len(ids)] = ids
-      out["token_type_ids"][row, :len(ids)] = types
-      out["token_kind"][row, :len(ids)] = kinds
-      out["sentence_label"][row] = label
+    if packed:
+      out["sequence_ids"] = np.zeros((n, c.seq_len), np.int32)
+    for row, group in enumerate(groups):
+      start = 0
+      for number, (ids, types, kinds, label) in enumerate(self.rows[i] for i in group):
+        span = slice(start, start + len(ids))
+        out["input_ids"][row, span], out["token_type_ids"][row, span] = ids, types
+        out["token_kind"][row, span], out["sentence_label"][row] = kinds, label
+        if packed:
+          out["sequence_ids"][row, span] = number + 1
+        start += len(ids)
     return out
+
+
+def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
+  """Groups of example indices whose lengths sum to at most `capacity`: best-fit decreasing,
+  which leaves all but the last few rows nearly full. Each group keeps corpus order."""
+  open_rows, groups = [], []  # open_rows: sorted (room left, group index)
+  for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+    k = bisect.bisect_left(open_rows, (lengths[i], -1))
+    if k == len(open_rows):
+      groups.append([i])
+      room, group = capacity - lengths[i], len(groups) - 1
+    else:
+      room, group = open_rows.pop(k)
+      groups[group].append(i)
+      room -= lengths[i]
+    if room >= 3:  # the shortest example: [CLS] x [SEP]
+      bisect.insort(open_rows, (room, group))
+  return sorted(sorted(group) for group in groups)
 
 
 def _concat(sentences: list[Sentence]) -> Sentence:
@@ -260,4 +294,4 @@ def build_examples(docs: list[TokenizedDoc], config: BuilderConfig,
       config.input_format, _within_document)
   for d in range(len(docs)):
     builder(docs, d, config, rng, out)
-  return out.arrays()
+  return out.arrays(packed=config.pack_sequences and config.input_format == "doc_sentences")

@@ -36,6 +36,9 @@ def batch_statistics(batches: list[dict], mask_id: int) -> dict:
   is_mask = shown == mask_id
   is_kept = (shown == original) & ~is_mask
   span_words = cat("span_words")
+  packed = {}
+  if "sequence_ids" in batches[0]:  # doc_sentences inputs packed side by side
+    packed["inputs_per_row"] = float(cat("sequence_ids").max(axis=1).mean())
   return dict(
       selected_rate=float(weights.sum() / max((cat("token_kind") > 0).sum(), 1)),
       mask_token_share=float(is_mask.sum() / selected),
@@ -45,7 +48,7 @@ def batch_statistics(batches: list[dict], mask_id: int) -> dict:
       else 0.0,
       sentence_label_share=float(cat("sentence_label").mean()),
       padding_share=float(1 - cat("attention_mask").mean()),
-      sequences=int(len(weights)))
+      sequences=int(len(weights)), **packed)
 
 
 def inspect_lines(config, num_batches: int = 10, num_examples: int = 3) -> list[str]:

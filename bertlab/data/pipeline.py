@@ -53,7 +53,8 @@ def builder_config(data_config, tokenizer: Tokenizer) -> examples.BuilderConfig:
       input_format=data_config.input_format, sentence_objective=data_config.sentence_objective,
       seq_len=data_config.seq_len, cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id,
       pad_id=tokenizer.pad_id, short_seq_prob=data_config.short_seq_prob,
-      one_sentence_chunk=data_config.get("one_sentence_chunk", "split"))
+      one_sentence_chunk=data_config.get("one_sentence_chunk", "split"),
+      pack_sequences=data_config.get("pack_sequences", True))
 
 
 def masking_config(data_config, tokenizer: Tokenizer,

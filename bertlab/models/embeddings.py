@@ -5,6 +5,7 @@ this module.
 """
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -33,12 +34,22 @@ def sinusoidal_positions(length: int, width: int) -> np.ndarray:
   return table
 
 
-def position_ids(config: ModelConfig, input_ids: jnp.ndarray) -> jnp.ndarray:
-  """0..T-1; or, for RoBERTa, pad+1.. over real tokens and pad on padding (as fairseq does)."""
+def position_ids(config: ModelConfig, input_ids: jnp.ndarray,
+                 sequence_ids: jnp.ndarray | None = None) -> jnp.ndarray:
+  """0..T-1; or, for RoBERTa, pad+1.. over real tokens and pad on padding (as fairseq does).
+
+  In a packed row (`sequence_ids`, see Encoder) every sequence counts again from its start.
+  """
+  index = jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
+  if sequence_ids is not None:
+    changed = sequence_ids != jnp.pad(sequence_ids[:, :-1], ((0, 0), (1, 0)))
+    index = index - jax.lax.cummax(jnp.where(changed, index, 0), axis=1)
   if config.positions_from_padding:
-    real = (input_ids != config.pad_token_id).astype(jnp.int32)
-    return jnp.cumsum(real, axis=1) * real + config.pad_token_id
-  return jnp.broadcast_to(jnp.arange(input_ids.shape[1]), input_ids.shape)
+    if sequence_ids is None:
+      real = (input_ids != config.pad_token_id).astype(jnp.int32)
+      return jnp.cumsum(real, axis=1) * real + config.pad_token_id
+    return jnp.where(sequence_ids > 0, index + 1 + config.pad_token_id, config.pad_token_id)
+  return index
 
 
 class Embeddings(nn.Module):
@@ -61,10 +72,11 @@ class Embeddings(nn.Module):
     self.norm = layer_norm(config, "LayerNorm")
     self.dropout = nn.Dropout(config.dropout_rate)
 
-  def __call__(self, input_ids, token_type_ids=None, deterministic: bool = True):
+  def __call__(self, input_ids, token_type_ids=None, deterministic: bool = True,
+               sequence_ids=None):
     config = self.config
     x = self.word_embeddings(input_ids)
-    positions = position_ids(config, input_ids)
+    positions = position_ids(config, input_ids, sequence_ids)
     if config.position_embedding == "learned":
       x = x + self.position_embeddings(positions)
     else:

@@ -82,10 +82,16 @@ def layers_to_stored_copies(config: ModelConfig):
   return lambda variables: _map_sublayers(variables, compress)
 
 
-def attention_bias(attention_mask, dtype=jnp.float32):
-  """[B, T] 1/0 mask -> additive [B, 1, 1, T] bias: the one place padding enters attention."""
-  return jnp.where(attention_mask[:, None, None, :] > 0, 0.0,
-                   jnp.finfo(dtype).min).astype(dtype)
+def attention_bias(attention_mask, sequence_ids=None, dtype=jnp.float32):
+  """[B, T] 1/0 mask -> additive [B, 1, 1, T] bias: the one place padding enters attention.
+
+  With `sequence_ids` (a packed row) the bias is [B, 1, T, T]: a token sees only the tokens of
+  its own sequence.
+  """
+  allowed = attention_mask[:, None, None, :] > 0
+  if sequence_ids is not None:
+    allowed = allowed & (sequence_ids[:, None, :, None] == sequence_ids[:, None, None, :])
+  return jnp.where(allowed, 0.0, jnp.finfo(dtype).min).astype(dtype)
 
 
 class LayerStack(nn.Module):
@@ -144,14 +150,18 @@ class Encoder(nn.Module):
     return self.word_embeddings().attend(x)
 
   def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
-               deterministic: bool = True, output_hidden_states: bool = True) -> EncoderOutput:
+               deterministic: bool = True, output_hidden_states: bool = True,
+               sequence_ids=None) -> EncoderOutput:
+    """`sequence_ids` [B, T] marks a packed row: several sequences side by side, each with its
+    own [CLS] ... [SEP], numbered 1, 2, ... (0 on padding). Each then attends only within
+    itself and counts its positions from 0, so its outputs are those it has alone in a row."""
     config = self.config
     if attention_mask is None:
       attention_mask = jnp.ones_like(input_ids)
-    x = self.word_embeddings()(input_ids, token_type_ids, deterministic)
+    x = self.word_embeddings()(input_ids, token_type_ids, deterministic, sequence_ids)
     if config.embed_size != config.hidden_size:
       x = self.embedding_projection(x)
-    last, per_layer = self.layers(x, attention_bias(attention_mask), deterministic,
+    last, per_layer = self.layers(x, attention_bias(attention_mask, sequence_ids), deterministic,
                                   output_hidden_states)
     hidden_states = None
     if output_hidden_states:

@@ -56,14 +56,15 @@ class PretrainingModel(nn.Module):
       self.sbo = SpanBoundaryHead(config)
 
   def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *,
-               masked_positions=None, span_bounds=None, span_slots=None,
+               masked_positions=None, span_bounds=None, span_slots=None, sequence_ids=None,
                deterministic: bool = True, output_hidden_states: bool = True) -> PretrainingOutput:
     """`masked_positions` [B, P] restricts MLM logits to those positions (all when None);
     `span_bounds` [B, S, 2] are the SBO boundary positions (required with the sbo head), with
-    `span_slots` [B, S] when each row is one masked token (see SpanBoundaryHead)."""
+    `span_slots` [B, S] when each row is one masked token (see SpanBoundaryHead);
+    `sequence_ids` [B, T] for packed rows (see Encoder)."""
     config = self.config
     out = self.encoder(input_ids, attention_mask, token_type_ids, deterministic,
-                       output_hidden_states)
+                       output_hidden_states, sequence_ids)
     sequence = out.last_hidden_state
     heads = {}
     if "mlm" in config.heads:

@@ -29,6 +29,8 @@ from bertlab.train.optimizers import build_optimizer, learning_rate_schedule
 MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label",
                 "masked_positions", "masked_ids", "masked_weights", "span_bounds", "span_slots",
                 "span_weights")
+# Present only when rows are packed (doc_sentences with data.pack_sequences).
+PACKED_FIELD = "sequence_ids"
 
 
 @flax.struct.dataclass
@@ -117,7 +119,8 @@ class Trainer:
     return dict(metrics, loss=loss)
 
   def _global(self, host_batch: dict) -> dict:
-    return partitioning.global_batch({k: host_batch[k] for k in MODEL_FIELDS}, self.mesh)
+    fields = MODEL_FIELDS + ((PACKED_FIELD,) if PACKED_FIELD in host_batch else ())
+    return partitioning.global_batch({k: host_batch[k] for k in fields}, self.mesh)
 
   def step(self, state: TrainState, host_batch: dict):
     with self.context():
