@@ -1,6 +1,6 @@
 """Fine-tuning end to end on tiny data: local files and TFDS (mocked), from scratch and from
-checkpoints (bertlab workdirs, Hugging Face directories), full and feature-based, with the
-official prediction files; and layer-wise features."""
+checkpoints (bertlab workdirs, Hugging Face directories, original TF checkpoints), full and
+feature-based, with the official prediction files; and layer-wise features."""
 
 import json
 import os
@@ -225,6 +225,37 @@ def test_init_from_a_hugging_face_directory_with_its_vocabulary(tmp_path):
   word = params["encoder"]["embeddings"]["word_embeddings"]["embedding"]
   assert np.array_equal(encoder["embeddings"]["word_embeddings"]["embedding"], word)
   assert job.arrays("dev")["input_ids"][0][0] == 101  # bert-base-uncased's [CLS]
+  best = finetuner.finetune(config, str(tmp_path / "run"))
+  assert "accuracy" in best["metrics"]
+
+
+def test_init_from_an_original_tf_checkpoint_with_the_vocabulary_beside_it(tmp_path):
+  """google-research bert's layout: model.ckpt.* with bert_config.json and vocab.txt."""
+  import torch
+  import transformers
+  import bertlab
+  from test_tf_checkpoints import SIZES, tf_variables, write_tf_checkpoint
+  pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", ".", "good", "bad"] + WORDS
+  (tmp_path / "vocab.txt").write_text("\n".join(pieces) + "\n")
+  sizes = {**SIZES, "vocab_size": len(pieces)}
+  torch.manual_seed(0)
+  hf_model = transformers.BertForPreTraining(transformers.BertConfig(**sizes))
+  write_tf_checkpoint(tf_variables(hf_model, "bert"), str(tmp_path / "model.ckpt"))
+  (tmp_path / "bert_config.json").write_text(json.dumps({**sizes, "hidden_act": "gelu"}))
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  _sst2_like(data / "train.tsv", 16, 0)
+  _sst2_like(data / "dev.tsv", 8, 1)
+  config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
+                 finetune__init_from=str(tmp_path / "model.ckpt"))
+  model_cfg, encoder, job = finetuner._prepare(config)
+  assert model_cfg.hidden_size == SIZES["hidden_size"] and model_cfg.hidden_act == "gelu_tanh"
+  _, params = bertlab.load_pretrained(str(tmp_path / "model.ckpt"))
+  word = params["encoder"]["embeddings"]["word_embeddings"]["embedding"]
+  assert np.array_equal(encoder["embeddings"]["word_embeddings"]["embedding"], word)
+  first = job.arrays("dev")["input_ids"][0]
+  assert first[0] == pieces.index("[CLS]")  # the checkpoint's own vocabulary
+  assert {pieces.index("good"), pieces.index("bad")} & set(first.tolist())
   best = finetuner.finetune(config, str(tmp_path / "run"))
   assert "accuracy" in best["metrics"]
 
