@@ -1,7 +1,7 @@
 """Fine-tuning parity with Hugging Face: the same checkpoint, data, order and hyperparameters in
 bertlab and in transformers, dev accuracy and wall time of each, in one run.
 
-  python benchmarks/finetune_vs_hf.py [--task=sst2] [--max_train=2000] [--epochs=3]
+  python benchmarks/finetune_vs_hf.py [--task=sst2] [--max_train=20000] [--epochs=3]
 
 The checkpoint is a Hugging Face directory (--checkpoint); by default a tiny BERT is pretrained
 here on the embedded corpus (--pretrain_steps) and written with `bertlab.save_pretrained`, with
@@ -10,7 +10,8 @@ its vocabulary. bertlab loads it through `finetune.init_from`; transformers thro
 in the batches bertlab's pipeline draws (seed + epoch), with AdamW (no decay on LayerNorm and
 biases), warmup over 10% of the steps then linear decay, clipping at 1.0 and dropout 0.1.
 torch gets as many threads as there are cores, as XLA uses. Data: GLUE files under
---data_dir (default ../shared/data/glue).
+--data_dir (default ../shared/data/glue). With 2,000 SST-2 examples the tiny checkpoint stays at
+chance (51%) on both sides, which proves nothing; 20,000 (the default) lift both to ~74%.
 """
 
 import argparse
@@ -100,7 +101,7 @@ def main():
   parser.add_argument("--workdir", default="/tmp/bertlab-finetune-benchmark")
   parser.add_argument("--pretrain_steps", type=int, default=300)
   parser.add_argument("--data_dir", default=os.path.join(ROOT, "..", "shared", "data", "glue"))
-  parser.add_argument("--max_train", type=int, default=2000)
+  parser.add_argument("--max_train", type=int, default=20000)
   parser.add_argument("--epochs", type=int, default=3)
   parser.add_argument("--learning_rate", type=float, default=1e-4)
   parser.add_argument("--batch_size", type=int, default=32)
