@@ -12,9 +12,9 @@ Both on the same WordPiece vocabulary. "first epoch" includes tokenization and p
 epochs" is the masking and batching a run pays every epoch after. The first pass of each
 pipeline in a process also pays its libraries' one-time start-up (tf.data and tf_text graphs
 traced, the Rust tokenizer loaded): it is timed once at 128 ("cold first epoch") and then
-every pass is timed warm, which is what a corpus of real size sees per sequence. Then the sequences per second one BERT-base
-train step (forward, backward, AdamW) consumes at seq_len 128 on this machine, the bar the
-pipeline must clear 10x.
+every pass is timed warm, which is what a corpus of real size sees per sequence. Then the
+sequences per second one BERT-base train step (forward, backward, AdamW) consumes at seq_len
+128 on this machine, the bar the pipeline must clear 10x.
 """
 
 import argparse

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import flax.linen as nn
 import numpy as np
+import pytest
 
 from bertlab.configs import build_model
 from bertlab.data.pipeline import PretrainingData
@@ -15,9 +16,10 @@ from conftest import load_config
 PER_ROW = ("input_ids", "attention_mask", "token_type_ids")
 
 
-def _doc_sentences_config():
-  config = load_config("roberta.py:tiny")
-  config.data.update(input_format="doc_sentences", max_predictions=24)
+def _doc_sentences_config(family="roberta"):
+  config = load_config(f"{family}.py:tiny")
+  config.data.update(input_format="doc_sentences", sentence_objective="none",
+                     max_predictions=24)
   config.train.update(batch_size=8, steps=4, log_every=2, checkpoint_every=4, eval_batches=1)
   return config
 
@@ -59,8 +61,9 @@ def test_a_packed_batch_has_the_loss_of_its_inputs_one_to_a_row():
   np.testing.assert_allclose(packed["mlm_accuracy"], alone["mlm_accuracy"], rtol=1e-6)
 
 
-def test_a_doc_sentences_run_trains_on_packed_rows(tmp_path):
-  trainer.train_and_evaluate(_doc_sentences_config(), str(tmp_path))
+@pytest.mark.parametrize("family", ["roberta", "electra"])
+def test_a_doc_sentences_run_trains_on_packed_rows(family, tmp_path):
+  trainer.train_and_evaluate(_doc_sentences_config(family), str(tmp_path))
   logged = [r for r in metric_lib.read_metrics(str(tmp_path)) if not r.get("eval")]
   assert [r["step"] for r in logged] == [2, 4]
   assert all(np.isfinite(r["loss"]) and np.isfinite(r["mlm_loss"]) for r in logged)

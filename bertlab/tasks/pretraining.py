@@ -112,7 +112,8 @@ def pretraining_loss(model, params, batch, rng, config,
                     batch["token_type_ids"], masked_positions=batch["masked_positions"],
                     span_bounds=batch["span_bounds"] if "sbo" in config.model.heads else None,
                     span_slots=batch["span_slots"] if "sbo" in config.model.heads else None,
-                    sequence_ids=batch.get("sequence_ids"), deterministic=not train, output_hidden_states=False, rngs={"dropout": rng})
+                    sequence_ids=batch.get("sequence_ids"), deterministic=not train,
+                    output_hidden_states=False, rngs={"dropout": rng})
   loss, metrics = mlm(out, batch)
   name = sentence_objective_name(config)
   if name:
