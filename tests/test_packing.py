@@ -54,9 +54,10 @@ def test_a_packed_batch_has_the_loss_of_its_inputs_one_to_a_row():
   params = nn.unbox(model.init(jax.random.key(0), jnp.asarray(batch["input_ids"][:2]))["params"])
   loss = lambda b: pretraining.pretraining_loss(model, params, b, jax.random.key(0), config,
                                                 train=False)
+  one_to_a_row = _unpack(batch, data.tokenizer.pad_id)
+  assert len(one_to_a_row["input_ids"]) > len(batch["input_ids"])
   packed_loss, packed = loss({k: jnp.asarray(v) for k, v in batch.items()})
-  alone_loss, alone = loss(_unpack(batch, data.tokenizer.pad_id))
-  assert len(_unpack(batch, data.tokenizer.pad_id)["input_ids"]) > len(batch["input_ids"])
+  alone_loss, alone = loss(one_to_a_row)
   np.testing.assert_allclose(packed_loss, alone_loss, rtol=1e-5)
   np.testing.assert_allclose(packed["mlm_accuracy"], alone["mlm_accuracy"], rtol=1e-6)
 
