@@ -136,10 +136,10 @@ def electra_loss(model, params, batch, rng, config,
   dropout_rng, sample_rng = jax.random.split(rng)
   gen_rng, disc_rng = jax.random.split(dropout_rng)
   args = (batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-  packed = dict(sequence_ids=batch.get("sequence_ids"))
+  sequence_ids = batch.get("sequence_ids")
   gen = model.apply({"params": params}, *args, masked_positions=batch["masked_positions"],
-                    **packed, deterministic=not train, output_hidden_states=False,
-                    method="generate", rngs={"dropout": gen_rng})
+                    sequence_ids=sequence_ids, deterministic=not train,
+                    output_hidden_states=False, method="generate", rngs={"dropout": gen_rng})
   gen_loss, metrics = mlm(gen, batch)
   logits = jax.lax.stop_gradient(gen.mlm_logits.astype(jnp.float32))
   if config.electra.sample:
@@ -150,8 +150,9 @@ def electra_loss(model, params, batch, rng, config,
   corrupted = _set_masked(original, batch, sampled)
   replaced = corrupted != original
   disc = model.apply({"params": params}, corrupted, batch["attention_mask"],
-                     batch["token_type_ids"], **packed, deterministic=not train,
-                     output_hidden_states=False, method="discriminate", rngs={"dropout": disc_rng})
+                     batch["token_type_ids"], sequence_ids=sequence_ids,
+                     deterministic=not train, output_hidden_states=False,
+                     method="discriminate", rngs={"dropout": disc_rng})
   disc_loss, more = replaced_token_detection(disc.rtd_logits, replaced, batch["attention_mask"])
   loss = gen_loss + config.electra.disc_weight * disc_loss
   return loss, {**metrics, **more}
