@@ -1,10 +1,12 @@
 """Helpers shared by the config files in configs/ and the code that reads them."""
 
 import dataclasses
+import os
 import typing
 
 import ml_collections
 
+from bertlab.config_files import PROJECT_ROOT
 from bertlab.models.config import ModelConfig, from_config_dict, unknown_key_error
 from bertlab.models.pretraining import ElectraModel, PretrainingModel
 
@@ -25,6 +27,9 @@ def parse_arg(arg: str | None, sizes: dict, default: str) -> tuple[str, dict]:
 # BERT's sizes (Table 1), shared by the families that keep BERT's encoder.
 BERT_SIZES = {
     "tiny": dict(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512),
+    # The CPU scale (see add_pretraining_sections): tiny's shape, on real text, long enough to
+    # learn language.
+    "cpu": dict(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512),
     "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072),
     "large": dict(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
 }
@@ -94,6 +99,11 @@ def build_model(config: ml_collections.ConfigDict):
 
 # Tiny configs train their vocabulary on the embedded corpus (data.vocab=default).
 TINY_VOCAB_SIZE = 4096
+# The CPU scale: real English prose in BERT's format (../shared/data/pretraining beside the
+# checkout; any such file through --config.data.source), a vocabulary trained on it.
+CPU_CORPUS = os.path.normpath(os.path.join(PROJECT_ROOT, "..", "shared", "data", "pretraining",
+                                           "enwiki-2015-AA.txt.gz"))
+CPU_VOCAB_SIZE = 8192
 
 
 def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train: dict | None = None,
@@ -103,9 +113,14 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
 
   `data` keys: see bertlab/data/pipeline.py. `train.batch_size` is the global batch over all
   hosts. `tiny` shrinks the run to minutes on a CPU: 300 steps of batch 32 (ALBERT: 600).
+  `cpu` is the smallest scale where models learn language: 100 MB of Wikipedia, a vocabulary
+  of 8,192 pieces trained on it, 8,000 steps of batch 64 (about an hour on 2 cores), held-out
+  evaluation every 500 steps.
   """
   if size == "tiny":
     config.model.vocab_size = TINY_VOCAB_SIZE
+  if size == "cpu":
+    config.model.vocab_size = CPU_VOCAB_SIZE
   config.data = ml_collections.ConfigDict(dict(
       source="default", eval_source="", tokenizer="wordpiece", vocab="default",
       lower_case=ml_collections.config_dict.placeholder(bool), word_boundary="marker",
@@ -118,7 +133,10 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
   config.train = ml_collections.ConfigDict(dict(
       batch_size=256, steps=1_000_000, optimizer="adamw", learning_rate=1e-4, b2=0.999,
       warmup_steps=10_000, weight_decay=0.01, grad_clip=1.0, grad_accum_steps=1,
-      checkpoint_every=10_000, keep_checkpoints=3, log_every=100, eval_batches=20, seed=0))
+      checkpoint_every=10_000, keep_checkpoints=3, log_every=100, eval_batches=20,
+      # Held-out evaluation every eval_every steps (0: only with --mode=eval), rows with
+      # "eval": true in metrics.jsonl and eval/ tags in TensorBoard.
+      eval_every=0, seed=0))
   config.train.update(train or {})
   if size == "tiny":
     # LAMB scales each layer's step by its weight norm, so it takes a larger rate than AdamW;
@@ -126,6 +144,11 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
     config.train.update(batch_size=32, steps=300, warmup_steps=30, checkpoint_every=100,
                         log_every=25, eval_batches=5,
                         learning_rate=1e-3 if config.train.optimizer == "adamw" else 5e-3)
+  if size == "cpu":
+    config.data.update(source=CPU_CORPUS, vocab="corpus")
+    config.train.update(batch_size=64, steps=8000, warmup_steps=500, checkpoint_every=1000,
+                        log_every=100, eval_every=500, eval_batches=50,
+                        learning_rate=2e-3 if config.train.optimizer == "adamw" else 5e-3)
   config.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1, rules=()))
   return config
 

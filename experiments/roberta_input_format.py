@@ -11,11 +11,12 @@ view (FULL-SENTENCES, token masking) so the MLM numbers are comparable. tiny: Ro
 
 from bertlab.sweeps import Plot, Point, Sweep
 
+# NSP needs the sentence head and its pooler, which RoBERTa itself drops.
+_NSP = {"data.sentence_objective": "nsp", "model.heads": ("mlm", "sentence"),
+        "model.use_pooler": True}
 FORMATS = {
-    "segment_pair+NSP": {"data.input_format": "segment_pair", "data.sentence_objective": "nsp",
-                         "model.heads": ("mlm", "sentence")},
-    "sentence_pair+NSP": {"data.input_format": "sentence_pair",
-                          "data.sentence_objective": "nsp", "model.heads": ("mlm", "sentence")},
+    "segment_pair+NSP": {"data.input_format": "segment_pair", **_NSP},
+    "sentence_pair+NSP": {"data.input_format": "sentence_pair", **_NSP},
     "full_sentences": {"data.input_format": "full_sentences"},
     "doc_sentences": {"data.input_format": "doc_sentences"},
 }

@@ -154,3 +154,27 @@ def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_p
   with pytest.raises(NonFiniteLoss, match="(?s)loss is nan at step 2.*last good checkpoint is step 1"):
     train_and_evaluate(config, str(tmp_path))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]
+
+
+def test_held_out_evaluation_during_training_reaches_metrics_and_tensorboard(tmp_path):
+  """`train.eval_every`: held-out rows in metrics.jsonl and eval/ tags in TensorBoard; the last
+  one equals --mode=eval on the final checkpoint (the same held-out batches and masks)."""
+  from bertlab.sweeps.curves import curve_rows
+  from bertlab.train import trainer
+  from bertlab.train.metrics import read_metrics
+  config = load_config("bert.py:tiny")
+  config.train.update(steps=6, eval_every=3, log_every=3, eval_batches=2, checkpoint_every=6)
+  trainer.train_and_evaluate(config, str(tmp_path))
+  held_out = [r for r in read_metrics(str(tmp_path)) if r.get("split") == "eval"]
+  assert [r["step"] for r in held_out] == [3, 6]
+  assert held_out[0]["mlm_loss"] != held_out[1]["mlm_loss"]
+  final = trainer.evaluate(config, str(tmp_path))
+  for key in ("mlm_accuracy", "mlm_loss", "nsp_accuracy"):
+    assert final[key] == pytest.approx(held_out[-1][key], rel=1e-6), key
+  rows = curve_rows(str(tmp_path), with_eval=True)
+  assert [r["step"] for r in rows] == [3, 6] and "eval_mlm_accuracy" in rows[-1]
+  import tensorflow as tf
+  tags = {value.tag for path in (tmp_path / "tensorboard").iterdir()
+          for event in tf.compat.v1.train.summary_iterator(str(path))
+          for value in event.summary.value}
+  assert {"eval/mlm_accuracy", "eval/mlm_loss", "mlm_accuracy"} <= tags

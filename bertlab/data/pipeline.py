@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import tensorflow as tf
 
-from bertlab.data import corpus, examples, masking
+from bertlab.data import corpus, example_cache, examples, masking
 from bertlab.data.tokenizers import Tokenizer, tokenizer_from_config
 
 _MASK_CHUNK_ROWS = 256
@@ -85,6 +85,8 @@ class PretrainingData:
   seed: int = 0
   process_index: int = 0
   premasked: bool = False  # examples already carry their masks (static records)
+  # What made `examples` (bertlab/data/example_cache.py): static masks are then cached too.
+  cache_key: dict | None = None
 
   def __post_init__(self):
     n = len(self.examples["input_ids"])
@@ -127,17 +129,26 @@ class PretrainingData:
                          "text) to evaluate a run trained on data.source=records:...")
       arrays, premasked = read_records(chosen[len("records:"):], process_index, process_count)
       return cls(arrays, premasked=premasked, **kwargs)
-    docs = list(corpus.read_documents(chosen, process_index, process_count))
-    if not source:
-      held_out = split == "eval"
-      docs = [d for k, d in enumerate(docs) if (k % EVAL_EVERY == EVAL_EVERY - 1) == held_out]
-    if not docs:
-      raise ValueError(f"data.source={chosen!r} has no {split} documents for host {process_index}"
-                       f" of {process_count}: is the corpus empty?")
-    tokenized = tokenize_documents(docs, tokenizer)
-    rng = np.random.default_rng([data.seed, process_index])
-    arrays = examples.build_examples(tokenized, builder_config(data, tokenizer), rng)
-    return cls(arrays, **kwargs)
+    builder = builder_config(data, tokenizer)
+    key = example_cache.key_of(
+        source=example_cache.source_fingerprint(chosen), split="" if source else split,
+        eval_every=EVAL_EVERY, tokenizer=example_cache.tokenizer_fingerprint(tokenizer),
+        builder=builder, seed=data.seed, host=[process_index, process_count])
+
+    def build():
+      docs = list(corpus.read_documents(chosen, process_index, process_count))
+      if not source:
+        held_out = split == "eval"
+        docs = [d for k, d in enumerate(docs) if (k % EVAL_EVERY == EVAL_EVERY - 1) == held_out]
+      if not docs:
+        raise ValueError(f"data.source={chosen!r} has no {split} documents for host "
+                         f"{process_index} of {process_count}: is the corpus empty?")
+      tokenized = tokenize_documents(docs, tokenizer)
+      return examples.build_examples(tokenized, builder,
+                                     np.random.default_rng([data.seed, process_index]))
+
+    arrays, _ = example_cache.cached("examples", key, build)
+    return cls(arrays, cache_key=key, **kwargs)
 
   @property
   def num_sequences(self) -> int:
@@ -148,14 +159,30 @@ class PretrainingData:
     return self.num_sequences // self.host_batch_size
 
   def _static_copies(self) -> dict[str, np.ndarray]:
-    return static_masked_copies(self.examples, self.masking, self.tokenizer, self.dupe_factor,
-                                (self.seed, self.process_index))
+    make = lambda: static_masked_copies(self.examples, self.masking, self.tokenizer,
+                                        self.dupe_factor, (self.seed, self.process_index))
+    if self.cache_key is None:
+      return make()
+    key = {**self.cache_key, "masking": dataclasses.asdict(self.masking),
+           "dupe_factor": self.dupe_factor}
+    return example_cache.cached("static", key, make)[0]
 
   @property
   def batches_per_chunk(self) -> int:
     """Batches masked together in one graph call (~256 rows: per-call overhead dominates small
     batches). Depends only on the host batch size, so the masks do too."""
     return max(1, _MASK_CHUNK_ROWS // self.host_batch_size)
+
+  def _gather(self, rows: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Rows of the examples, read from the numpy arrays (memory-mapped from the cache): as
+    graph constants, a large corpus would first be copied whole into the graph, for minutes."""
+    keys = sorted(self.examples)
+    outputs = tf.numpy_function(lambda r: [np.asarray(self.examples[k][r]) for k in keys], [rows],
+                                [tf.as_dtype(self.examples[k].dtype) for k in keys],
+                                stateful=False)
+    for k, output in zip(keys, outputs):
+      output.set_shape([None, *self.examples[k].shape[1:]])
+    return dict(zip(keys, outputs))
 
   def dataset(self, start_step: int = 0) -> tf.data.Dataset:
     """Every batch from global step `start_step` on, epoch after epoch, as one tf.data graph.
@@ -167,7 +194,6 @@ class PretrainingData:
     batch, per_chunk = self.host_batch_size, self.batches_per_chunk
     chunk_rows, rows_per_epoch = per_chunk * batch, self.batches_per_epoch * batch
     num_chunks = -(-self.batches_per_epoch // per_chunk)
-    arrays = {k: tf.constant(v) for k, v in self.examples.items()}
     host_seed = _seed(self.seed, self.process_index)
 
     def epoch_chunks(epoch):
@@ -180,7 +206,7 @@ class PretrainingData:
 
     def chunk(epoch, index, rows):
       rows = tf.boolean_mask(rows, rows >= 0)
-      out = _with_attention({k: tf.gather(v, rows) for k, v in arrays.items()}, self.tokenizer)
+      out = _with_attention(self._gather(rows), self.tokenizer)
       if not self.premasked:
         seed = tf.stack([host_seed[1] + epoch, index])
         out = masking.mask_batch(out, self.masking, seed)
@@ -207,15 +233,38 @@ def static_masked_copies(arrays: dict[str, np.ndarray], config: masking.MaskingC
                          tokenizer: Tokenizer, dupe_factor: int, seed_parts: tuple,
                          chunk: int = 4096) -> dict[str, np.ndarray]:
   """`dupe_factor` copies of every sequence, each copy with its own fixed mask (BERT's static
-  masking), in copy order."""
-  mask = masking.batch_masker(config)
-  copies = []
-  for copy in range(dupe_factor):
-    for lo in range(0, len(arrays["input_ids"]), chunk):
-      part = _with_attention({k: v[lo:lo + chunk] for k, v in arrays.items()}, tokenizer)
-      masked = mask(part["input_ids"], part["token_kind"], _seed(*seed_parts, 1, copy, lo))
-      copies.append({**part, **{k: v.numpy() for k, v in masked.items()}})
-  return {k: np.concatenate([c[k] for c in copies]) for k in copies[0]}
+  masking), in copy order. Chunks of `chunk` rows are masked in parallel, each with the seed of
+  (seed_parts, copy, first row), so the masks do not depend on the number of threads."""
+  n = len(arrays["input_ids"])
+  jobs = [(copy, lo) for copy in range(dupe_factor) for lo in range(0, n, chunk)]
+  seeds = np.stack([_seed(*seed_parts, 1, copy, lo).numpy() for copy, lo in jobs])
+  ids_tokens = (arrays["input_ids"], arrays["token_kind"])
+
+  def mask_chunk(lo, seed):
+    ids, kinds = tf.numpy_function(lambda a: [np.asarray(x[a:a + chunk]) for x in ids_tokens],
+                                   [lo], [tf.int32, tf.int8], stateful=False)
+    ids.set_shape([None, arrays["input_ids"].shape[1]])
+    kinds.set_shape([None, arrays["token_kind"].shape[1]])
+    masked = masking.mask_batch(dict(input_ids=ids, token_kind=kinds), config, seed)
+    return {k: v for k, v in masked.items() if k != "token_kind"}
+
+  dataset = tf.data.Dataset.from_tensor_slices(
+      (np.array([lo for _, lo in jobs], np.int64), seeds)).map(
+          mask_chunk, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
+  out, row = {}, 0
+  for masked in dataset.as_numpy_iterator():
+    rows = len(masked["input_ids"])
+    for k, v in masked.items():
+      if k not in out:
+        out[k] = np.empty((dupe_factor * n, *v.shape[1:]), v.dtype)
+      out[k][row:row + rows] = v
+    row += rows
+  unmasked = {k: v for k, v in arrays.items() if k not in out}
+  copies = {k: np.concatenate([np.asarray(v)] * dupe_factor) for k, v in unmasked.items()}
+  attention = (np.asarray(arrays["input_ids"]) != tokenizer.pad_id).astype(np.int32)
+  if "attention_mask" not in arrays:
+    copies["attention_mask"] = np.concatenate([attention] * dupe_factor)
+  return {**copies, **out}
 
 
 def _with_attention(batch: dict, tokenizer: Tokenizer) -> dict:

@@ -17,6 +17,7 @@ pieces carry no marker, as in Chinese, or mark the end of a word instead).
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -234,15 +235,28 @@ def load_tokenizer(path: str, kind: str | None = None, lower_case: bool | None =
   return Tokenizer("bpe", pieces, False, word_boundary, merges_path=file("merges.txt"))
 
 
-def default_vocab(kind: str, vocab_size: int) -> str:
-  """A vocabulary of `kind` trained on the embedded corpus, built once and cached."""
+def default_vocab(kind: str, vocab_size: int, source: str = "default") -> str:
+  """A vocabulary of `kind` trained on `source` (the embedded corpus by default, or text
+  files in BERT's format), built once and cached; the name of a corpus's vocabulary holds a
+  hash of its files' paths, sizes and modification times."""
   from bertlab.data import train_tokenizer
-  corpus_path = corpus.default_corpus_path()
-  stem = os.path.splitext(os.path.basename(corpus_path))[0]
+  if source == "default":
+    files = [corpus.default_corpus_path()]
+    stem = os.path.splitext(os.path.basename(files[0]))[0]
+  else:
+    if source.startswith(("tfds:", "records:")):
+      raise ValueError(f"data.vocab=corpus trains the vocabulary on data.source's text files, "
+                       f"but data.source={source!r} is not text files; give data.vocab a "
+                       "vocabulary directory (train one with `python -m "
+                       "bertlab.data.train_tokenizer`).")
+    files = corpus._text_files(source)
+    stats = json.dumps([[os.path.abspath(f), os.path.getsize(f), os.stat(f).st_mtime_ns]
+                        for f in files])
+    stem = "corpus-" + hashlib.sha256(stats.encode()).hexdigest()[:16]
   directory = os.path.join(corpus.cache_dir(), f"vocab-{kind}-{vocab_size}-{stem}")
   if not os.path.exists(directory):
     tmp = f"{directory}.{os.getpid()}.tmp"
-    train_tokenizer.train_vocab(kind, [corpus_path], vocab_size, tmp)
+    train_tokenizer.train_vocab(kind, files, vocab_size, tmp)
     try:
       os.replace(tmp, directory)
     except OSError:  # another process built it first: theirs is the same vocabulary
@@ -253,13 +267,15 @@ def default_vocab(kind: str, vocab_size: int) -> str:
 
 
 def tokenizer_from_config(data_config, vocab_size: int | None = None) -> Tokenizer:
-  """`data.tokenizer` / `data.vocab` (a directory, or `default`: trained on the embedded corpus
-  with the model's vocab_size)."""
+  """`data.tokenizer` / `data.vocab`: a directory; `default`, trained on the embedded corpus
+  with the model's vocab_size; or `corpus`, trained on `data.source` with the model's
+  vocab_size (the CPU-scale configs: a small vocabulary of the corpus keeps the MLM head cheap)."""
   kind = data_config.tokenizer
-  if data_config.vocab == "default":
+  if data_config.vocab in ("default", "corpus"):
     if kind not in KINDS:
       raise ValueError(f"Unknown data.tokenizer {kind!r}; valid: {', '.join(KINDS)}.")
-    path = default_vocab(kind, vocab_size)
+    source = data_config.source if data_config.vocab == "corpus" else "default"
+    path = default_vocab(kind, vocab_size, source)
   else:
     path = data_config.vocab
   return load_tokenizer(path, kind, data_config.get("lower_case"),

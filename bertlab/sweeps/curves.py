@@ -1,11 +1,14 @@
-"""Reference curves: each family's tiny run on the embedded corpus, as CSV and PNG.
+"""Reference curves: each family's run at a scale, as CSV and PNG.
 
-  python -m bertlab.sweeps.curves --workdir=/tmp/curves --out=experiments/reference_curves
+  python -m bertlab.sweeps.curves --workdir=/tmp/curves                 # tiny, embedded corpus
+  python -m bertlab.sweeps.curves --size=cpu --workdir=/tmp/curves-cpu  # Wikipedia, ~1 h each
 
-trains (or resumes) `configs/<family>.py:tiny` for each family in `<workdir>/<family>`, then
-writes `<family>.csv` (the logged steps: loss, per-objective losses and accuracies) and
-`<family>.png`. `plot_run(workdir, family)` draws a run of yours over the reference, so a
-healthy run can be told from a broken one at a glance.
+trains (or resumes) `configs/<family>.py:<size>` for each family in `<workdir>/<family>`, then
+writes `<family>.csv` (the logged steps: loss, per-objective losses and accuracies, and the
+held-out `eval_*` metrics where the config evaluates during training) and `<family>.png`, in
+experiments/reference_curves/ (tiny) or experiments/reference_curves/<size>/.
+`plot_run(workdir, family, size)` draws a run of yours over the reference, so a healthy run can
+be told from a broken one at a glance.
 """
 
 import argparse
@@ -21,12 +24,21 @@ REFERENCE_DIR = os.path.join(config_files.PROJECT_ROOT, "experiments", "referenc
 RATE_SUFFIXES = ("_accuracy", "_share", "_auc")
 
 
-def curve_rows(workdir: str) -> list[dict]:
-  """The training rows of a run: step, loss and every *_loss / *_accuracy / *_auc it logged."""
+def curve_rows(workdir: str, with_eval: bool = False) -> list[dict]:
+  """The training rows of a run: step, loss and every *_loss / *_accuracy / *_auc it logged;
+  `with_eval` adds the held-out evaluations during training (`train.eval_every`) as `eval_*`
+  columns of the row of their step."""
   from bertlab.train.metrics import read_metrics
-  return [{k: v for k, v in row.items()
-           if k in ("step", "loss") or k.endswith(("_loss",) + RATE_SUFFIXES)}
-          for row in read_metrics(workdir) if not row.get("eval")]
+  keep = lambda row: {k: v for k, v in row.items()
+                      if k in ("step", "loss") or k.endswith(("_loss",) + RATE_SUFFIXES)}
+  by_step = {}
+  for row in read_metrics(workdir):
+    if not row.get("eval"):
+      by_step.setdefault(row["step"], {}).update(keep(row))
+    elif with_eval and row.get("split") == "eval":
+      by_step.setdefault(row["step"], {"step": row["step"]}).update(
+          {f"eval_{k}": v for k, v in keep(row).items() if k != "step"})
+  return [by_step[step] for step in sorted(by_step)]
 
 
 def read_csv(path: str) -> list[dict]:
@@ -68,26 +80,33 @@ def plot_curves(rows: list[dict], title: str, path: str | None = None,
   return fig
 
 
-def plot_run(workdir: str, family: str, path: str | None = None):
-  """A run of yours (a bertlab workdir) over the family's reference curve."""
-  reference = os.path.join(REFERENCE_DIR, f"{family}.csv")
+def reference_dir(size: str = "tiny") -> str:
+  return REFERENCE_DIR if size == "tiny" else os.path.join(REFERENCE_DIR, size)
+
+
+def plot_run(workdir: str, family: str, path: str | None = None, size: str = "tiny"):
+  """A run of yours (a bertlab workdir) over the family's reference curve at `size`."""
+  reference = os.path.join(reference_dir(size), f"{family}.csv")
   if not os.path.exists(reference):
     raise FileNotFoundError(f"No reference curve {reference}; families with one: "
                             f"{', '.join(FAMILIES)}.")
-  return plot_curves(curve_rows(workdir), f"{family}: {workdir} (solid) vs reference (dashed)",
+  return plot_curves(curve_rows(workdir, with_eval=True),
+                     f"{family}: {workdir} (solid) vs reference (dashed)",
                      path, read_csv(reference))
 
 
-def make_reference(family: str, workdir: str, out: str) -> list[dict]:
-  """Trains `configs/<family>.py:tiny` in `workdir/<family>` and writes its CSV and PNG."""
+def make_reference(family: str, workdir: str, out: str, size: str = "tiny") -> list[dict]:
+  """Trains `configs/<family>.py:<size>` in `workdir/<family>` and writes its CSV and PNG."""
   from bertlab.train import trainer
-  config = config_files.load(f"configs/{family}.py:tiny")
+  config = config_files.load(f"configs/{family}.py:{size}")
   run_dir = os.path.join(workdir, family)
   trainer.train_and_evaluate(config, run_dir)
-  rows = curve_rows(run_dir)
+  rows = curve_rows(run_dir, with_eval=True)
   os.makedirs(out, exist_ok=True)
   report.write_csv(rows, os.path.join(out, f"{family}.csv"))
-  plot_curves(rows, f"{family} tiny on the embedded corpus ({config.train.steps} steps, batch "
+  source = ("the embedded corpus" if config.data.source == "default"
+            else os.path.basename(config.data.source))
+  plot_curves(rows, f"{family} {size} on {source} ({config.train.steps} steps, batch "
               f"{config.train.batch_size})", os.path.join(out, f"{family}.png"))
   return rows
 
@@ -96,13 +115,14 @@ def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m bertlab.sweeps.curves", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--workdir", required=True)
-  parser.add_argument("--out", default=REFERENCE_DIR)
+  parser.add_argument("--size", default="tiny", help="tiny or cpu")
+  parser.add_argument("--out", default=None, help="default: experiments/reference_curves[/size]")
   parser.add_argument("--families", default=",".join(FAMILIES))
   args = parser.parse_args(argv)
   for family in args.families.split(","):
     if family not in FAMILIES:
       raise SystemExit(f"Unknown family {family!r}; valid: {', '.join(FAMILIES)}.")
-    rows = make_reference(family, args.workdir, args.out)
+    rows = make_reference(family, args.workdir, args.out or reference_dir(args.size), args.size)
     print(f"{family}: {len(rows)} rows, loss {rows[0]['loss']:.3f} -> {rows[-1]['loss']:.3f}")
 
 

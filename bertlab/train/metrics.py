@@ -70,11 +70,14 @@ class MetricWriter:
       self._events.close()
 
 
-def progress_line(step: int, total: int, metrics: dict) -> str:
+def progress_line(step: int, total: int, metrics: dict, label: str = "") -> str:
+  """One console line; `label` names a held-out evaluation (no throughput then)."""
   keys = [k for k in metrics if k.endswith(("_loss", "_accuracy", "_auc")) or k == "loss"]
-  parts = [f"step {step}/{total}"] + [f"{k} {metrics[k]:.4f}" for k in keys]
-  parts += [f"{metrics['steps_per_sec']:.2f} steps/s",
-            f"{metrics['tokens_per_sec']:.0f} tokens/s"]
+  parts = [f"step {step}/{total}" + (f" {label}" if label else "")]
+  parts += [f"{k} {metrics[k]:.4f}" for k in keys]
+  if "steps_per_sec" in metrics:
+    parts += [f"{metrics['steps_per_sec']:.2f} steps/s",
+              f"{metrics['tokens_per_sec']:.0f} tokens/s"]
   if "mfu" in metrics:
     parts.append(f"MFU {100 * metrics['mfu']:.1f}%")
   return " | ".join(parts)

@@ -1,10 +1,25 @@
 """Optimizers from the `train` config: AdamW (BERT) or LAMB (ALBERT), warmup then linear decay,
-global-norm clipping and gradient accumulation, all optax."""
+global-norm clipping and gradient accumulation, on optax's parts.
+
+`train.optimizer`:
+  * `adamw`: Adam with bias correction and decoupled weight decay (Loshchilov & Hutter);
+  * `lamb`: LAMB (You et al., 2020) with the trust ratio ||w|| / ||update|| of each layer: a
+    scanned tensor holds one stored copy per layer (or per group) along its leading axis, and
+    each copy gets its own ratio, as if the layers were separate tensors;
+  * `bert_adamw`: google-research/bert's AdamWeightDecayOptimizer: no bias correction;
+  * `albert_lamb`: google-research/albert's LAMBOptimizer: no bias correction, and LayerNorm
+    parameters and biases are left out of the layer adaptation (ratio 1) as they are of the
+    weight decay.
+Every variant decays no LayerNorm parameter and no bias (BERT's mask).
+"""
+
+from typing import Callable, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
 
-OPTIMIZERS = ("adamw", "lamb")
+OPTIMIZERS = ("adamw", "lamb", "bert_adamw", "albert_lamb")
 
 
 def learning_rate_schedule(train) -> optax.Schedule:
@@ -16,11 +31,69 @@ def learning_rate_schedule(train) -> optax.Schedule:
   return optax.join_schedules([warmup, decay], [train.warmup_steps])
 
 
+def _module_names(path) -> list[str]:
+  # Dict keys name the modules; attribute keys (the `value` of a logical-axis box) do not.
+  return [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+
+
 def decays(path) -> bool:
   """BERT's weight-decay mask: no decay on LayerNorm parameters and on biases."""
-  # Dict keys name the modules; attribute keys (the `value` of a logical-axis box) do not.
-  names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+  names = _module_names(path)
   return not (names[-1] == "bias" or any(n.startswith("LayerNorm") for n in names))
+
+
+def stacked(path) -> bool:
+  """Whether a parameter is a scanned layer stack (leading axis: one stored copy per layer
+  or group; bertlab/models/encoder.py)."""
+  names = _module_names(path)
+  return any(a == "layers" and b == "block" for a, b in zip(names, names[1:]))
+
+
+def _tree_mask(predicate: Callable) -> Callable:
+  return lambda params: jax.tree_util.tree_map_with_path(lambda p, _: predicate(p), params)
+
+
+class _MomentsState(NamedTuple):
+  mu: optax.Updates
+  nu: optax.Updates
+
+
+def scale_by_adam_without_bias_correction(b1: float, b2: float,
+                                          eps: float) -> optax.GradientTransformation:
+  """m / (sqrt(v) + eps) with m, v the raw moving averages, as BERT's and ALBERT's released
+  optimizers compute it (optax's scale_by_adam always corrects the bias)."""
+
+  def init(params):
+    zeros = lambda: jax.tree.map(jnp.zeros_like, params)
+    return _MomentsState(zeros(), zeros())
+
+  def update(updates, state, params=None):
+    del params
+    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, updates)
+    nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g), state.nu, updates)
+    return jax.tree.map(lambda m, v: m / (jnp.sqrt(v) + eps), mu, nu), _MomentsState(mu, nu)
+
+  return optax.GradientTransformation(init, update)
+
+
+def scale_by_layerwise_trust_ratio(adapted: Callable | None = None
+                                   ) -> optax.GradientTransformation:
+  """LAMB's trust ratio ||w|| / ||u|| (1 where either norm is 0), per stored copy of a
+  scanned tensor and per tensor elsewhere; `adapted(path)` False leaves an update unscaled."""
+
+  def update(updates, state, params):
+    def scale(path, u, w):
+      if adapted is not None and not adapted(path):
+        return u
+      axes = tuple(range(1, u.ndim)) if stacked(path) and u.ndim > 1 else None
+      norm = lambda x: jnp.sqrt(jnp.sum(jnp.square(x), axis=axes, keepdims=axes is not None))
+      w_norm, u_norm = norm(w), norm(u)
+      ratio = jnp.where((w_norm > 0) & (u_norm > 0), w_norm / jnp.where(u_norm > 0, u_norm, 1),
+                        1.0)
+      return u * ratio.astype(u.dtype)
+    return jax.tree_util.tree_map_with_path(scale, updates, params), state
+
+  return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def build_optimizer(train, extra: optax.GradientTransformation | None = None
@@ -29,15 +102,17 @@ def build_optimizer(train, extra: optax.GradientTransformation | None = None
   if train.optimizer not in OPTIMIZERS:
     raise ValueError(f"Unknown train.optimizer {train.optimizer!r}; valid: "
                      f"{', '.join(OPTIMIZERS)}.")
-  schedule = learning_rate_schedule(train)
-  mask = lambda params: jax.tree_util.tree_map_with_path(lambda p, _: decays(p), params)
-  if train.optimizer == "adamw":
-    core = optax.adamw(schedule, b1=0.9, b2=train.get("b2", 0.999), eps=1e-6, weight_decay=train.weight_decay,
-                       mask=mask)
-  else:
-    core = optax.lamb(schedule, b1=0.9, b2=train.get("b2", 0.999), eps=1e-6, weight_decay=train.weight_decay,
-                      mask=mask)
-  parts = ([optax.clip_by_global_norm(train.grad_clip)] if train.grad_clip else []) + [core]
+  b1, b2, eps = 0.9, train.get("b2", 0.999), 1e-6
+  released = train.optimizer in ("bert_adamw", "albert_lamb")
+  moments = (scale_by_adam_without_bias_correction(b1, b2, eps) if released
+             else optax.scale_by_adam(b1, b2, eps))
+  core = [moments, optax.add_decayed_weights(train.weight_decay, _tree_mask(decays))]
+  if train.optimizer in ("lamb", "albert_lamb"):
+    core.append(scale_by_layerwise_trust_ratio(decays if released else None))
+  core.append(optax.scale_by_learning_rate(learning_rate_schedule(train)))
+  # Nested as optax.adamw / optax.lamb nest theirs: checkpoints keep their optimizer layout.
+  parts = ([optax.clip_by_global_norm(train.grad_clip)] if train.grad_clip else [])
+  parts.append(optax.chain(*core))
   chain = optax.chain(*parts, *([extra] if extra is not None else []))
   if train.grad_accum_steps > 1:
     return optax.MultiSteps(chain, every_k_schedule=train.grad_accum_steps)

@@ -186,6 +186,8 @@ def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
   tokens_per_step = config.train.batch_size * config.data.seq_len
   flops_per_step = metric_lib.flops_per_token(model_config(config),
                                               config.data.seq_len) * tokens_per_step
+  eval_every = config.train.get("eval_every", 0)
+  eval_data = PretrainingData.from_config(config, split="eval") if eval_every else None
   preemption = _Preemption()
   total, last = config.train.steps, {}
   timer, timed_steps = time.perf_counter(), 0
@@ -211,6 +213,12 @@ def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
         if jax.process_index() == 0 and on_step is None:
           print(metric_lib.progress_line(done, total, values), flush=True)
         timer, timed_steps, last = time.perf_counter(), 0, values
+      if eval_every and (done % eval_every == 0 or done == total):
+        held_out = held_out_metrics(trainer, state, eval_data, config.train.eval_batches)
+        writer.write(done, {"eval": True, "split": "eval", **held_out})
+        if jax.process_index() == 0 and on_step is None:
+          print(metric_lib.progress_line(done, total, held_out, "held-out"), flush=True)
+        timer = time.perf_counter()  # evaluation time is not training throughput
       if on_step is not None:
         on_step(done, values if log else None)
       if save or stop:
@@ -225,6 +233,19 @@ def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
   return last
 
 
+def held_out_metrics(trainer: Trainer, state: TrainState, data: PretrainingData,
+                     max_batches: int) -> dict:
+  """Mean metrics over the first `max_batches` held-out batches: the same batches and masks
+  at every call, so evaluations during training and `--mode=eval` are comparable."""
+  batches = data.batches(0)
+  count = min(max_batches, data.batches_per_epoch)
+  sums = {}
+  for index in range(count):
+    for key, value in jax.device_get(trainer.evaluate_batch(state, next(batches), index)).items():
+      sums[key] = sums.get(key, 0.0) + float(value)
+  return {**{k: v / count for k, v in sums.items()}, "eval_batches": count}
+
+
 def evaluate(config, workdir: str) -> dict:
   """Metrics of the latest checkpoint on held-out data (`--mode=eval`)."""
   trainer = Trainer(config)
@@ -235,13 +256,7 @@ def evaluate(config, workdir: str) -> dict:
                             "same --config and --workdir.")
   state, _ = checkpoints.restore(mngr, step, trainer.abstract_state, trainer.state_shardings)
   data = PretrainingData.from_config(config, split="eval")
-  batches = data.batches(0)
-  count = min(config.train.eval_batches, data.batches_per_epoch)
-  sums = {}
-  for index in range(count):
-    for key, value in jax.device_get(trainer.evaluate_batch(state, next(batches), index)).items():
-      sums[key] = sums.get(key, 0.0) + float(value)
-  results = {"step": step, **{k: v / count for k, v in sums.items()}, "eval_batches": count}
+  results = {"step": step, **held_out_metrics(trainer, state, data, config.train.eval_batches)}
   if jax.process_index() == 0:
     with files.open_file(f"{workdir}/metrics.jsonl", "a") as f:
       import json
