@@ -127,7 +127,13 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
       seq_len=128, input_format="segment_pair", sentence_objective="nsp", short_seq_prob=0.1,
       one_sentence_chunk="split", pack_sequences=True,
       masking="token", mask_rate=0.15, max_predictions=20, max_ngram=3, span_p=0.2,
-      max_span_words=10, dynamic_masking=True, dupe_factor=10, seed=0))
+      # What a selected unit becomes: [MASK], a random token, else kept (BERT's 80/10/10;
+      # ELECTRA's released pretraining: 0.85 and 0, no random tokens).
+      mask_token_share=0.8, random_token_share=0.1,
+      max_span_words=10, dynamic_masking=True, dupe_factor=10,
+      # Static masking: False masks one segmentation dupe_factor times; True cuts the
+      # documents afresh for every dupe, as google-research bert's and albert's tools do.
+      segment_per_dupe=False, seed=0))
   config.data.update(data)
   # BERT's recipe (Appendix A.2), then the family's published changes.
   config.train = ml_collections.ConfigDict(dict(

@@ -1,4 +1,4 @@
-"""python -m bertlab.sweep experiments/<name>.py --workdir=DIR [--scale=tiny|paper] [--dry-run]
+"""python -m bertlab.sweep experiments/<name>.py --workdir=DIR [--scale=tiny|cpu|paper] [--dry-run]
 
 Runs every point of an ablation (skipping finished ones), then writes results.csv, results.md
 (the paper-style table) and a PNG per metric in DIR. `--dry-run` prints each point's full

@@ -12,6 +12,9 @@ from bertlab.configs import add_pretraining_sections, base_config, parse_arg
 SIZES = {
     "tiny": dict(hidden_size=128, num_layers=4, num_heads=2, intermediate_size=512,
                  embedding_size=32),
+    # The CPU scale (bertlab/configs.py): four all-shared layers, E < H.
+    "cpu": dict(hidden_size=128, num_layers=4, num_heads=2, intermediate_size=512,
+                embedding_size=64),
     "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072),
     "large": dict(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
     "xlarge": dict(hidden_size=2048, num_layers=24, num_heads=16, intermediate_size=8192),
@@ -40,4 +43,8 @@ def get_config(arg=None):
     # Four shared layers leave the unigram plateau later than BERT's two: SOP needs ~600 steps
     # on the embedded corpus to end clearly above chance (64% at 600, 50% at 300).
     config.train.update(steps=600, checkpoint_every=200)
+  if name == "cpu":
+    # LAMB is for batches in the thousands; at 64 AdamW (BERT's optimizer) is the safer one.
+    # Four shared layers cost twice BERT cpu's two per step: 5,000 steps fill the hour.
+    config.train.update(optimizer="adamw", learning_rate=2e-3, steps=5000)
   return config

@@ -15,6 +15,9 @@ from bertlab.configs import add_pretraining_sections, base_config, parse_arg
 SIZES = {
     "tiny": dict(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512,
                  embedding_size=128, generator_hidden_size=0.5),
+    # The CPU scale (bertlab/configs.py): tiny's shape on real text.
+    "cpu": dict(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=512,
+                embedding_size=128, generator_hidden_size=0.5),
     "small": dict(hidden_size=256, num_layers=12, num_heads=4, intermediate_size=1024,
                   embedding_size=128, generator_hidden_size=256),
     "base": dict(hidden_size=768, num_layers=12, num_heads=12, intermediate_size=3072,
@@ -38,7 +41,9 @@ def get_config(arg=None):
       tie_embeddings="embeddings",
       # Replacements sampled from the generator's softmax; False takes its argmax (comparison).
       sample=True))
-  # BERT's WordPiece data without NSP, masked on the fly as the released code does.
+  # BERT's WordPiece data without NSP, masked on the fly as the released code does (which
+  # makes 85% of the selected tokens [MASK] and keeps the rest: --config.data.mask_token_share
+  # =0.85 --config.data.random_token_share=0; the default is BERT's 80/10/10).
   # ELECTRA-Small: batch 128, learning rate 5e-4, 1M steps (Table 6).
   train = dict(batch_size=128, learning_rate=5e-4, steps=1_000_000, warmup_steps=10_000)
   return add_pretraining_sections(config, name, train, input_format="segment_pair",

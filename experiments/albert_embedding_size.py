@@ -7,7 +7,7 @@ near E=128, with a fraction of the parameters. tiny keeps the ratios at H=128 (E
 with AdamW 1e-3 for 400 steps; paper is ALBERT-base with E in {64, 128, 256, 768}.
 """
 
-from bertlab.sweeps import Plot, Point, Sweep
+from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
 
 SHARING = {"not-shared": "none", "all-shared": "all"}
 
@@ -17,6 +17,9 @@ def get_sweep(scale):
     config, sizes = "configs/albert.py:tiny", (16, 32, 64, 128)
     overrides = {"train.optimizer": "adamw", "train.learning_rate": 1e-3, "train.steps": 400,
                  "train.checkpoint_every": 200, "train.eval_batches": 1000}
+  elif scale == "cpu":
+    config, sizes = "configs/albert.py:cpu", (16, 32, 64, 128)
+    overrides = cpu_overrides(1200)
   else:
     config, sizes, overrides = "configs/albert.py:base", (64, 128, 256, 768), {}
   points = tuple(

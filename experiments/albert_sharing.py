@@ -9,7 +9,7 @@ all-shared within `num_hidden_groups` groups (the paper's 1..12 groups at E=128)
 4-layer ALBERT tiny at E=32 and E=128 (= H), groups 1, 2, 4, AdamW 1e-3 for 400 steps.
 """
 
-from bertlab.sweeps import Plot, Point, Sweep
+from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
 
 SHARING = {"all-shared": "all", "shared-attention": "attention", "shared-FFN": "ffn",
            "not-shared": "none"}
@@ -20,6 +20,9 @@ def get_sweep(scale):
     config, sizes, groups = "configs/albert.py:tiny", (128, 32), (1, 2, 4)
     overrides = {"train.optimizer": "adamw", "train.learning_rate": 1e-3, "train.steps": 400,
                  "train.checkpoint_every": 200, "train.eval_batches": 1000}
+  elif scale == "cpu":
+    config, sizes, groups = "configs/albert.py:cpu", (128, 32), (1, 2, 4)
+    overrides = cpu_overrides(1200)
   else:
     config, sizes, groups, overrides = "configs/albert.py:base", (768, 128), (1, 2, 3, 6, 12), {}
   points = tuple(

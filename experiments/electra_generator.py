@@ -10,14 +10,15 @@ here the discriminator's held-out replaced-token detection against always-"origi
 paper: ELECTRA-base (the tying study uses equal sizes, as the paper's does).
 """
 
-from bertlab.sweeps import Plot, Point, Sweep
+from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
 
 SIZES = (0.25, 1 / 3, 0.5, 0.75, 1.0)
 
 
 def get_sweep(scale):
-  config = "configs/electra.py:tiny" if scale == "tiny" else "configs/electra.py:base"
-  overrides = {"train.eval_batches": 1000} if scale == "tiny" else {}
+  config = (f"configs/electra.py:{scale}" if scale in ("tiny", "cpu")
+            else "configs/electra.py:base")
+  overrides = {"tiny": {"train.eval_batches": 1000}, "cpu": cpu_overrides(2500)}.get(scale, {})
   points = tuple(Point({"generator": f"{s:.2f}", "tie": "embeddings"},
                        {"electra.generator_hidden_size": s}) for s in SIZES)
   points += tuple(Point({"generator": "1.00", "tie": tie},

@@ -9,19 +9,21 @@ compare what each scheme taught, not how hard its own masks are. tiny: BERT tiny
 NSP, 300 steps; paper: BERT-base, 1M steps of 256.
 """
 
-from bertlab.sweeps import Plot, Point, Sweep
+from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
 
 SCHEMES = (("token", False), ("token", True), ("whole_word", True), ("ngram", True),
            ("span", True))
 
 
 def get_sweep(scale):
-  config = "configs/bert.py:tiny" if scale == "tiny" else "configs/bert.py:base"
+  config = f"configs/bert.py:{scale}" if scale in ("tiny", "cpu") else "configs/bert.py:base"
   overrides = {"data.sentence_objective": "none", "model.heads": ("mlm",),
                # room for a last span taken whole (bertlab/data/masking.py)
                "data.max_predictions": 32, "data.dupe_factor": 10}
   if scale == "tiny":
     overrides["train.eval_batches"] = 1000
+  if scale == "cpu":
+    overrides.update(cpu_overrides(2500))
   return Sweep(
       name="masking",
       title="Static vs dynamic masking; token, whole-word, n-gram and span masking",

@@ -9,7 +9,7 @@ view (FULL-SENTENCES, token masking) so the MLM numbers are comparable. tiny: Ro
 300 steps; paper: RoBERTa-base at BERT's budget (1M steps of 256, Section 4.2).
 """
 
-from bertlab.sweeps import Plot, Point, Sweep
+from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
 
 # NSP needs the sentence head and its pooler, which RoBERTa itself drops.
 _NSP = {"data.sentence_objective": "nsp", "model.heads": ("mlm", "sentence"),
@@ -25,6 +25,8 @@ FORMATS = {
 def get_sweep(scale):
   if scale == "tiny":
     config, overrides = "configs/roberta.py:tiny", {"train.eval_batches": 1000}
+  elif scale == "cpu":
+    config, overrides = "configs/roberta.py:cpu", cpu_overrides(2500)
   else:
     config, overrides = "configs/roberta.py:base", {"train.batch_size": 256,
                                                     "train.steps": 1_000_000}

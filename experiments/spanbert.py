@@ -7,7 +7,7 @@ Each model is scored on held-out data masked both ways: span-masked MLM is what 
 to help. tiny: SpanBERT tiny, 300 steps; paper: SpanBERT-base (2.4M steps of 256).
 """
 
-from bertlab.sweeps import Plot, Point, Sweep
+from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
 
 POINTS = (
     ({"masking": "span", "objective": "MLM+SBO"}, {}),
@@ -18,8 +18,9 @@ POINTS = (
 
 
 def get_sweep(scale):
-  config = "configs/spanbert.py:tiny" if scale == "tiny" else "configs/spanbert.py:base"
-  overrides = {"train.eval_batches": 1000} if scale == "tiny" else {}
+  config = (f"configs/spanbert.py:{scale}" if scale in ("tiny", "cpu")
+            else "configs/spanbert.py:base")
+  overrides = {"tiny": {"train.eval_batches": 1000}, "cpu": cpu_overrides(2500)}.get(scale, {})
   return Sweep(
       name="spanbert",
       title="SpanBERT: span masking and the span boundary objective",

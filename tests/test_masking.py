@@ -126,3 +126,17 @@ def test_masks_are_a_function_of_the_seed():
 def test_bad_masking_names_the_valid_ones():
   with pytest.raises(ValueError, match="valid: token, whole_word, ngram, span"):
     MaskingConfig("words", 0.15, 20, MASK_ID, VOCAB)
+
+
+def test_electra_released_shares_mask_85_percent_and_keep_the_rest():
+  """data.mask_token_share=0.85, data.random_token_share=0: ELECTRA's released masking."""
+  batch, out = _mask("token", mask_prob=0.85, random_prob=0.0)
+  sel = _selected(out, 128)
+  shown, orig = out["input_ids"][sel], batch["input_ids"][sel]
+  assert (shown == MASK_ID).mean() == pytest.approx(0.85, abs=0.015)
+  assert ((shown == orig) | (shown == MASK_ID)).all()  # no random replacements
+
+
+def test_replacement_shares_beyond_one_name_both_keys():
+  with pytest.raises(ValueError, match="mask_token_share.*random_token_share"):
+    MaskingConfig("token", 0.15, 20, MASK_ID, VOCAB, mask_prob=0.9, random_prob=0.2)

@@ -12,7 +12,8 @@ whatever the corpus size. NotNext segments (NSP) are drawn from the documents of
 
 With `data.dynamic_masking=False` every sequence is written `data.dupe_factor` times, each copy
 with its own mask (static masking). With dynamic masking the sequences are written once,
-unmasked, and the training pipeline masks them afresh each epoch. Train on the output with
+unmasked, and the training pipeline masks them afresh each epoch. `data.segment_per_dupe=True`
+cuts the documents into examples afresh for every dupe, as the released tool does. Train on the output with
 `--config.data.source='records:<output_dir>/*.tfrecord'`.
 """
 
@@ -49,16 +50,17 @@ class ShardWriter:
 
   def write(self, chunk_index: int, docs: list[list[str]], path: str) -> int:
     import numpy as np
-    from bertlab.data import examples, pipeline
+    from bertlab.data import pipeline
     data = self.config.data
     tokenized = pipeline.tokenize_documents(docs, self.tokenizer)
     rng = np.random.default_rng([data.seed, chunk_index])
-    arrays = examples.build_examples(tokenized, self.builder, rng)
+    cuts = pipeline.segmentations(data)
+    arrays = pipeline.build_segmentations(tokenized, self.builder, rng, cuts)
     if not len(arrays["input_ids"]):
       return 0
     if not data.dynamic_masking:
       arrays = pipeline.static_masked_copies(arrays, self.masking, self.tokenizer,
-                                             data.dupe_factor, (data.seed, chunk_index))
+                                             data.dupe_factor // cuts, (data.seed, chunk_index))
       order = rng.permutation(len(arrays["input_ids"]))  # BERT shuffles the copies together
       arrays = {k: v[order] for k, v in arrays.items()}
     tmp = f"{path}.tmp"

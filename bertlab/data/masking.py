@@ -50,6 +50,11 @@ class MaskingConfig:
       raise ValueError(f"Unknown data.masking {self.masking!r}; valid: {', '.join(MASKINGS)}.")
     if not 0 < self.mask_rate < 1:
       raise ValueError(f"data.mask_rate={self.mask_rate} must be in (0, 1); BERT uses 0.15.")
+    if min(self.mask_prob, self.random_prob) < 0 or self.mask_prob + self.random_prob > 1:
+      raise ValueError(
+          f"data.mask_token_share={self.mask_prob} and data.random_token_share="
+          f"{self.random_prob} must be shares of the selected tokens (each >= 0, summing to at "
+          "most 1; the rest is kept): BERT uses 0.8 and 0.1, ELECTRA's release 0.85 and 0.")
 
   def length_probs(self) -> np.ndarray | None:
     """p(run length in words = 1, 2, ...) for ngram and span masking."""

@@ -57,6 +57,27 @@ def builder_config(data_config, tokenizer: Tokenizer) -> examples.BuilderConfig:
       pack_sequences=data_config.get("pack_sequences", True))
 
 
+def segmentations(data_config) -> int:
+  """How many times the documents are cut into examples: once, or (`data.segment_per_dupe`
+  with static masking) once per dupe, each cut masked once, as google-research bert's and
+  albert's create_pretraining_data make every dupe afresh (new A/B cuts, NotNext partners and
+  short targets). Otherwise static masking masks one segmentation `dupe_factor` times."""
+  if not data_config.get("segment_per_dupe", False):
+    return 1
+  if data_config.dynamic_masking:
+    raise ValueError("data.segment_per_dupe=True re-segments each of the data.dupe_factor "
+                     "static copies, but data.dynamic_masking=True makes no copies: set "
+                     "data.dynamic_masking=False, or data.segment_per_dupe=False.")
+  return data_config.dupe_factor
+
+
+def build_segmentations(docs: list[examples.TokenizedDoc], builder: examples.BuilderConfig,
+                        rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+  """`count` segmentations of `docs` one after another, drawn from one random stream."""
+  parts = [examples.build_examples(docs, builder, rng) for _ in range(count)]
+  return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def masking_config(data_config, tokenizer: Tokenizer,
                    max_span_tokens: int = 10) -> masking.MaskingConfig:
   return masking.MaskingConfig(
@@ -64,7 +85,9 @@ def masking_config(data_config, tokenizer: Tokenizer,
       max_predictions=data_config.max_predictions, mask_id=tokenizer.mask_id,
       vocab_size=tokenizer.vocab_size, max_span_tokens=max_span_tokens,
       max_ngram=data_config.max_ngram, span_p=data_config.span_p,
-      max_span_words=data_config.max_span_words)
+      max_span_words=data_config.max_span_words,
+      mask_prob=data_config.get("mask_token_share", 0.8),
+      random_prob=data_config.get("random_token_share", 0.1))
 
 
 def _seed(*parts: int) -> tf.Tensor:
@@ -117,9 +140,11 @@ class PretrainingData:
       raise ValueError(f"train.batch_size={config.train.batch_size} must divide among "
                        f"{process_count} hosts.")
     mask_config = masking_config(data, tokenizer, config.model.get("max_span_length", 10))
+    cuts = segmentations(data)
     kwargs = dict(tokenizer=tokenizer, masking=mask_config,
                   host_batch_size=config.train.batch_size // process_count,
-                  dynamic_masking=data.dynamic_masking, dupe_factor=data.dupe_factor,
+                  dynamic_masking=data.dynamic_masking,
+                  dupe_factor=data.dupe_factor // cuts,  # each segmentation masked once
                   seed=data.seed, process_index=process_index)
     source = (data.get("eval_source") or "") if split == "eval" else ""
     chosen = source or data.source
@@ -133,7 +158,8 @@ class PretrainingData:
     key = example_cache.key_of(
         source=example_cache.source_fingerprint(chosen), split="" if source else split,
         eval_every=EVAL_EVERY, tokenizer=example_cache.tokenizer_fingerprint(tokenizer),
-        builder=builder, seed=data.seed, host=[process_index, process_count])
+        builder=builder, seed=data.seed, host=[process_index, process_count],
+        segmentations=cuts)
 
     def build():
       docs = list(corpus.read_documents(chosen, process_index, process_count))
@@ -144,8 +170,8 @@ class PretrainingData:
         raise ValueError(f"data.source={chosen!r} has no {split} documents for host "
                          f"{process_index} of {process_count}: is the corpus empty?")
       tokenized = tokenize_documents(docs, tokenizer)
-      return examples.build_examples(tokenized, builder,
-                                     np.random.default_rng([data.seed, process_index]))
+      return build_segmentations(tokenized, builder,
+                                 np.random.default_rng([data.seed, process_index]), cuts)
 
     arrays, _ = example_cache.cached("examples", key, build)
     return cls(arrays, cache_key=key, **kwargs)

@@ -103,21 +103,7 @@ class Tokenizer:
 
   def normalize(self, text: tf.Tensor) -> tf.Tensor:
     """The reference tokenizer's text normalisation, as tf string ops."""
-    if self.kind == "wordpiece":
-      text = tf.strings.regex_replace(text, _BERT_DELETED, "")
-      if self.lower_case:
-        text = tf_text.normalize_utf8(tf.strings.lower(text, encoding="utf-8"), "NFD")
-        text = tf.strings.regex_replace(text, r"\p{Mn}", "")
-    elif self.kind == "sentencepiece":
-      # The op reads C strings: a NUL would end the text. Any character outside the vocabulary
-      # (a private-use one here) becomes <unk>, as NUL does in the reference.
-      text = tf.strings.regex_replace(text, r"\x{0}", "\uE000")
-      text = tf.strings.regex_replace(text, "``|''", '"')
-      if self.lower_case:
-        text = tf_text.normalize_utf8(text, "NFKD")
-        text = tf.strings.regex_replace(text, r"\p{Mn}", "")
-        text = tf.strings.lower(text, encoding="utf-8")
-    return text
+    return normalize_text(self.kind, self.lower_case, text)
 
   def tokenize(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
     """[batch] strings -> (ids, word_starts), both ragged [batch, (pieces)]."""
@@ -162,6 +148,26 @@ class Tokenizer:
 
   def decode(self, ids) -> list[str]:
     return [self.pieces[i] for i in ids]
+
+
+def normalize_text(kind: str, lower_case: bool, text: tf.Tensor) -> tf.Tensor:
+  """What the reference tokenizer of `kind` does to text before splitting it, as tf string ops
+  (also what a vocabulary of that kind is trained on)."""
+  if kind == "wordpiece":
+    text = tf.strings.regex_replace(text, _BERT_DELETED, "")
+    if lower_case:
+      text = tf_text.normalize_utf8(tf.strings.lower(text, encoding="utf-8"), "NFD")
+      text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+  elif kind == "sentencepiece":
+    # The op reads C strings: a NUL would end the text. Any character outside the vocabulary
+    # (a private-use one here) becomes <unk>, as NUL does in the reference.
+    text = tf.strings.regex_replace(text, r"\x{0}", "\uE000")
+    text = tf.strings.regex_replace(text, "``|''", '"')
+    if lower_case:
+      text = tf_text.normalize_utf8(text, "NFKD")
+      text = tf.strings.regex_replace(text, r"\p{Mn}", "")
+      text = tf.strings.lower(text, encoding="utf-8")
+  return text
 
 
 def _first_of_each_word(by_word: tf.RaggedTensor) -> tf.RaggedTensor:

@@ -12,9 +12,11 @@ merges.txt (byte-level BPE with RoBERTa's specials). `--corpus=default` is the e
 import os
 from typing import Iterator
 
+import tensorflow as tf
 from absl import app, flags
 
 from bertlab.data import corpus
+from bertlab.data.tokenizers import KINDS, SPECIALS, normalize_text
 
 
 def _sentences(files: list[str]) -> Iterator[str]:
@@ -23,9 +25,19 @@ def _sentences(files: list[str]) -> Iterator[str]:
       yield from doc
 
 
+def _normalized(files: list[str], kind: str, batch: int = 4096) -> Iterator[str]:
+  """The sentences as the tokenizer of `kind` sees them at run time, normalised in batches in
+  a tf.data graph (one op call per sentence costs minutes on a 100 MB corpus)."""
+  dataset = tf.data.Dataset.from_generator(lambda: _sentences(files),
+                                           output_signature=tf.TensorSpec([], tf.string))
+  dataset = dataset.batch(batch).map(lambda text: normalize_text(kind, True, text),
+                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  for normalized in dataset.prefetch(2).as_numpy_iterator():
+    yield from (s.decode("utf-8") for s in normalized)
+
+
 def train_vocab(kind: str, files: list[str], vocab_size: int, out: str) -> str:
   """Writes the vocabulary files of `kind` into `out` and returns `out`."""
-  from bertlab.data.tokenizers import SPECIALS, KINDS
   if kind not in KINDS:
     raise ValueError(f"Unknown tokenizer kind {kind!r}; valid: {', '.join(KINDS)}.")
   os.makedirs(out, exist_ok=True)
@@ -45,14 +57,9 @@ def train_vocab(kind: str, files: list[str], vocab_size: int, out: str) -> str:
     tokenizer.save_model(out)
   else:
     import sentencepiece
-    import tensorflow as tf
-    from bertlab.data.tokenizers import Tokenizer
     # The same preprocessing the tokenizer applies at run time (lowercasing, accents).
-    normalize = lambda s: Tokenizer.normalize(
-        type("Pre", (), {"kind": "sentencepiece", "lower_case": True})(),
-        tf.constant(s)).numpy().decode("utf-8")
     sentencepiece.SentencePieceTrainer.train(
-        sentence_iterator=(normalize(s) for s in _sentences(files)),
+        sentence_iterator=_normalized(files, "sentencepiece"),
         model_prefix=os.path.join(out, "spiece"), vocab_size=vocab_size, model_type="unigram",
         pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
         character_coverage=0.9995, input_sentence_size=2_000_000, shuffle_input_sentence=True,

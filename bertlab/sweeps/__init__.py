@@ -1,5 +1,5 @@
 """Ablations as experiment files (experiments/), run by `python -m bertlab.sweep`."""
 
-from bertlab.sweeps.spec import Plot, Point, Sweep, load_sweep
+from bertlab.sweeps.spec import Plot, Point, Sweep, cpu_overrides, load_sweep
 
-__all__ = ["Plot", "Point", "Sweep", "load_sweep"]
+__all__ = ["Plot", "Point", "Sweep", "cpu_overrides", "load_sweep"]
