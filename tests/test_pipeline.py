@@ -72,6 +72,26 @@ def test_dynamic_masking_remasks_each_epoch_and_static_does_not(small_corpus):
     assert changed > 0.95 if dynamic else changed == 0
 
 
+def test_segment_per_dupe_cuts_every_static_copy_afresh(small_corpus):
+  """data.segment_per_dupe: each dupe is its own segmentation (the released tools' way), not
+  the same pairs masked again; about dupe_factor times the sequences either way."""
+  rows = {}
+  for fresh in (False, True):
+    config = _tiny("bert.py:tiny", source=small_corpus, dynamic_masking=False, dupe_factor=3,
+                   segment_per_dupe=fresh)
+    data = PretrainingData.from_config(config, 0, 1)
+    batches = data.batches(0)
+    seen = [_original(next(batches)) for _ in range(data.batches_per_epoch)]
+    rows[fresh] = [r.tobytes() for batch in seen for r in batch]
+  distinct = {k: len(set(v)) / len(v) for k, v in rows.items()}
+  assert distinct[False] < 0.4  # every pair three times
+  assert distinct[True] > 0.6  # new A/B cuts, NotNext partners and short targets per dupe
+  assert abs(len(rows[True]) / len(rows[False]) - 1) < 0.15
+  with pytest.raises(ValueError, match="segment_per_dupe.*dynamic_masking=False"):
+    PretrainingData.from_config(_tiny("bert.py:tiny", source=small_corpus, dynamic_masking=True,
+                                      segment_per_dupe=True), 0, 1)
+
+
 def test_static_records_hold_exactly_dupe_factor_masks_per_sequence(small_corpus, tmp_path):
   config = _tiny("bert.py:tiny", source=small_corpus, dynamic_masking=False, dupe_factor=4)
   stats = create(config, str(tmp_path), num_workers=1, docs_per_shard=30)
