@@ -28,7 +28,7 @@ def test_unknown_override_on_the_command_line_fails_loudly():
 
 
 def test_unknown_size_lists_the_sizes():
-  with pytest.raises(ValueError, match="valid sizes: tiny, base, large"):
+  with pytest.raises(ValueError, match="valid sizes: tiny, cpu, base, large"):
     load_config("roberta.py:huge")
 
 

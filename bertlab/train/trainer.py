@@ -218,7 +218,7 @@ def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
         writer.write(done, {"eval": True, "split": "eval", **held_out})
         if jax.process_index() == 0 and on_step is None:
           print(metric_lib.progress_line(done, total, held_out, "held-out"), flush=True)
-        timer = time.perf_counter()  # evaluation time is not training throughput
+        timer, timed_steps = time.perf_counter(), 0  # evaluation is not training throughput
       if on_step is not None:
         on_step(done, values if log else None)
       if save or stop:
