@@ -111,6 +111,12 @@ def _text_files(pattern: str) -> list[str]:
   return files
 
 
+def file_stats(files: list[str]) -> list:
+  """What identifies text files without reading them: each one's path, size and mtime (the
+  keys of cached vocabularies and examples)."""
+  return [[os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns] for p in files]
+
+
 def _read_text_file(path: str) -> Iterator[Document]:
   opener = gzip.open if path.endswith(".gz") else open
   doc: Document = []

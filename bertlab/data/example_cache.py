@@ -13,7 +13,6 @@ folder to reclaim the space.
 """
 
 import dataclasses
-import glob
 import hashlib
 import json
 import os
@@ -32,9 +31,8 @@ def source_fingerprint(source: str) -> list:
   """What identifies a corpus without reading it: each file's path, size and mtime."""
   if source.startswith(("tfds:", "records:")):
     return [source]
-  paths = ([corpus.default_corpus_path()] if source == "default"
-           else sorted(f for p in source.split(",") for f in glob.glob(os.path.expanduser(p))))
-  return [[os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns] for p in paths]
+  return corpus.file_stats([corpus.default_corpus_path()] if source == "default"
+                           else corpus._text_files(source))
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

@@ -259,38 +259,23 @@ def static_masked_copies(arrays: dict[str, np.ndarray], config: masking.MaskingC
                          tokenizer: Tokenizer, dupe_factor: int, seed_parts: tuple,
                          chunk: int = 4096) -> dict[str, np.ndarray]:
   """`dupe_factor` copies of every sequence, each copy with its own fixed mask (BERT's static
-  masking), in copy order. Chunks of `chunk` rows are masked in parallel, each with the seed of
-  (seed_parts, copy, first row), so the masks do not depend on the number of threads."""
+  masking), in copy order, written into arrays allocated once (no second copy in memory)."""
+  arrays = _with_attention(arrays, tokenizer)
+  mask = masking.batch_masker(config)
   n = len(arrays["input_ids"])
-  jobs = [(copy, lo) for copy in range(dupe_factor) for lo in range(0, n, chunk)]
-  seeds = np.stack([_seed(*seed_parts, 1, copy, lo).numpy() for copy, lo in jobs])
-  ids_tokens = (arrays["input_ids"], arrays["token_kind"])
-
-  def mask_chunk(lo, seed):
-    ids, kinds = tf.numpy_function(lambda a: [np.asarray(x[a:a + chunk]) for x in ids_tokens],
-                                   [lo], [tf.int32, tf.int8], stateful=False)
-    ids.set_shape([None, arrays["input_ids"].shape[1]])
-    kinds.set_shape([None, arrays["token_kind"].shape[1]])
-    masked = masking.mask_batch(dict(input_ids=ids, token_kind=kinds), config, seed)
-    return {k: v for k, v in masked.items() if k != "token_kind"}
-
-  dataset = tf.data.Dataset.from_tensor_slices(
-      (np.array([lo for _, lo in jobs], np.int64), seeds)).map(
-          mask_chunk, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(2)
-  out, row = {}, 0
-  for masked in dataset.as_numpy_iterator():
-    rows = len(masked["input_ids"])
-    for k, v in masked.items():
-      if k not in out:
-        out[k] = np.empty((dupe_factor * n, *v.shape[1:]), v.dtype)
-      out[k][row:row + rows] = v
-    row += rows
-  unmasked = {k: v for k, v in arrays.items() if k not in out}
-  copies = {k: np.concatenate([np.asarray(v)] * dupe_factor) for k, v in unmasked.items()}
-  attention = (np.asarray(arrays["input_ids"]) != tokenizer.pad_id).astype(np.int32)
-  if "attention_mask" not in arrays:
-    copies["attention_mask"] = np.concatenate([attention] * dupe_factor)
-  return {**copies, **out}
+  out = {k: np.concatenate([np.asarray(v)] * dupe_factor) for k, v in arrays.items()}
+  for copy in range(dupe_factor):
+    for lo in range(0, n, chunk):
+      masked = mask(np.asarray(arrays["input_ids"][lo:lo + chunk]),
+                    np.asarray(arrays["token_kind"][lo:lo + chunk]),
+                    _seed(*seed_parts, 1, copy, lo))
+      rows = slice(copy * n + lo, copy * n + min(lo + chunk, n))
+      for k, v in masked.items():
+        v = v.numpy()
+        if k not in out:
+          out[k] = np.empty((dupe_factor * n, *v.shape[1:]), v.dtype)
+        out[k][rows] = v
+  return out
 
 
 def _with_attention(batch: dict, tokenizer: Tokenizer) -> dict:

@@ -256,8 +256,7 @@ def default_vocab(kind: str, vocab_size: int, source: str = "default") -> str:
                        "vocabulary directory (train one with `python -m "
                        "bertlab.data.train_tokenizer`).")
     files = corpus._text_files(source)
-    stats = json.dumps([[os.path.abspath(f), os.path.getsize(f), os.stat(f).st_mtime_ns]
-                        for f in files])
+    stats = json.dumps(corpus.file_stats(files))
     stem = "corpus-" + hashlib.sha256(stats.encode()).hexdigest()[:16]
   directory = os.path.join(corpus.cache_dir(), f"vocab-{kind}-{vocab_size}-{stem}")
   if not os.path.exists(directory):
