@@ -68,11 +68,12 @@ def test_roberta_positions_start_after_padding():
   np.testing.assert_array_equal(position_ids(config, ids), [[2, 3, 4, 5, 1, 1]])
 
 
-@pytest.mark.parametrize("variant", ["bert", "roberta", "sinusoidal"])
+@pytest.mark.parametrize("variant", ["bert", "roberta", "sinusoidal", "rotary"])
 def test_a_packed_row_gives_each_sequence_the_outputs_it_has_alone(variant):
   """doc_sentences packing: two inputs side by side in one row, each with its own positions
   and attention, give the hidden states and MLM logits each gives in a row of its own."""
   config = {"bert": SMALL, "sinusoidal": SMALL.replace(position_embedding="sinusoidal"),
+            "rotary": SMALL.replace(position_embedding="rotary"),
             "roberta": SMALL.replace(positions_from_padding=True, pad_token_id=1)}[variant]
   pad = config.pad_token_id
   model, params = init(config)

@@ -220,8 +220,8 @@ def config_from_hf(hf: dict, heads: tuple[str, ...], use_pooler: bool) -> ModelC
 def config_to_hf(config: ModelConfig) -> dict:
   model_type = hf_model_type(config)
   if config.position_embedding != "learned":
-    raise ValueError("Hugging Face checkpoints hold learned position embeddings; "
-                     "position_embedding='sinusoidal' cannot be exported.")
+    raise ValueError("BERT-family Hugging Face checkpoints hold learned position embeddings; "
+                     f"position_embedding={config.position_embedding!r} cannot be exported.")
   heads = tuple(h for h in ("mlm", "sentence", "rtd") if h in config.heads)
   architecture = HF_ARCHITECTURES.get((model_type, heads))
   if architecture is None:

@@ -11,6 +11,7 @@ from jax.ad_checkpoint import checkpoint_name
 
 from bertlab.models.config import ModelConfig
 from bertlab.models.embeddings import dense_init, layer_norm
+from bertlab.models.rotary import rotate
 
 
 def activation(name: str):
@@ -43,18 +44,23 @@ def dense(config: ModelConfig, features, axes, name, axis=-1):
 
 
 class SelfAttention(nn.Module):
-  """Multi-head self-attention, dropout, residual and LayerNorm."""
+  """Multi-head self-attention, dropout, residual and LayerNorm.
+
+  `rotary` is (cos, sin) of the tokens' positions when positions are rotary, else None.
+  """
 
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, attention_bias, deterministic: bool = True):
+  def __call__(self, x, attention_bias, rotary=None, deterministic: bool = True):
     config = self.config
     heads = (config.num_heads, config.head_dim)
     project = lambda name: dense(config, heads, ("embed", "heads", "kv"), name)(x)
     query = checkpoint_name(project("query"), "query_proj")
     key = checkpoint_name(project("key"), "key_proj")
     value = checkpoint_name(project("value"), "value_proj")
+    if rotary is not None:
+      query, key = rotate(query, *rotary), rotate(key, *rotary)
     query = query / jnp.sqrt(config.head_dim).astype(query.dtype)
     scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
     probs = jax.nn.softmax(scores + attention_bias, axis=-1).astype(config.compute_dtype)
@@ -93,8 +99,9 @@ class TransformerBlock(nn.Module):
   return_hidden: bool = True
 
   @nn.compact
-  def __call__(self, x, attention_bias):
+  def __call__(self, x, attention_bias, rotary=None):
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
-    x = SelfAttention(self.config, name="attention")(x, attention_bias, self.deterministic)
+    x = SelfAttention(self.config, name="attention")(x, attention_bias, rotary,
+                                                     self.deterministic)
     x = FeedForward(self.config, name="ffn")(x, self.deterministic)
     return x, (x if self.return_hidden else None)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 SHARING_CHOICES = ("all", "attention", "ffn", "none")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
-POSITION_EMBEDDINGS = ("learned", "sinusoidal")
+POSITION_EMBEDDINGS = ("learned", "sinusoidal", "rotary")
 HEAD_CHOICES = ("mlm", "sentence", "rtd", "sbo")
 FAMILIES = ("bert", "albert", "roberta", "electra", "spanbert")
 
@@ -36,7 +36,11 @@ class ModelConfig:
   sharing: str = "all"
   max_position_embeddings: int = 512
   type_vocab_size: int = 2
+  # learned (BERT), sinusoidal (fixed, added to the embeddings) or rotary (RoFormer; rotates
+  # queries and keys in every layer, no position parameters).
   position_embedding: str = "learned"
+  # The base of the rotary angles (10,000 in RoFormer; ModernBERT's global layers use 160,000).
+  rope_theta: float = 10000.0
   # RoBERTa: positions count from pad_token_id + 1 and padding takes position pad_token_id.
   positions_from_padding: bool = False
   pad_token_id: int = 0

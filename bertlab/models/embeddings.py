@@ -76,10 +76,10 @@ class Embeddings(nn.Module):
                sequence_ids=None):
     config = self.config
     x = self.word_embeddings(input_ids)
-    positions = position_ids(config, input_ids, sequence_ids)
+    positions = position_ids(config, input_ids, sequence_ids)  # rotary: used in attention
     if config.position_embedding == "learned":
       x = x + self.position_embeddings(positions)
-    else:
+    elif config.position_embedding == "sinusoidal":
       table = sinusoidal_positions(config.max_position_embeddings, config.embed_size)
       x = x + jnp.asarray(table, config.compute_dtype)[positions]
     if config.type_vocab_size:

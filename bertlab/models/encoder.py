@@ -18,7 +18,8 @@ import numpy as np
 
 from bertlab.models.block import TransformerBlock, dense
 from bertlab.models.config import ModelConfig
-from bertlab.models.embeddings import Embeddings
+from bertlab.models.embeddings import Embeddings, position_ids
+from bertlab.models.rotary import rotary_tables
 
 SUBLAYERS = ("attention", "ffn")
 
@@ -100,7 +101,8 @@ class LayerStack(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, bias, deterministic: bool = True, return_hidden: bool = True):
+  def __call__(self, x, bias, rotary=None, deterministic: bool = True,
+               return_hidden: bool = True):
     config = self.config
     block = TransformerBlock
     if config.remat_policy is not None:
@@ -112,13 +114,13 @@ class LayerStack(nn.Module):
     # parameters and results are the same either way.
     scanned = nn.scan(
         block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-        in_axes=(nn.broadcast,), length=config.num_layers,
+        in_axes=(nn.broadcast, nn.broadcast), length=config.num_layers,
         unroll=1 if config.scan_layers else config.num_layers,
         metadata_params={nn.PARTITION_NAME: "layers"})
     shared = nn.map_variables(
         scanned, "params", trans_in_fn=stored_copies_to_layers(config),
         trans_out_fn=layers_to_stored_copies(config), init=self.is_initializing())
-    return shared(config, deterministic, return_hidden, name="block")(x, bias)
+    return shared(config, deterministic, return_hidden, name="block")(x, bias, rotary)
 
 
 class Encoder(nn.Module):
@@ -161,8 +163,12 @@ class Encoder(nn.Module):
     x = self.word_embeddings()(input_ids, token_type_ids, deterministic, sequence_ids)
     if config.embed_size != config.hidden_size:
       x = self.embedding_projection(x)
-    last, per_layer = self.layers(x, attention_bias(attention_mask, sequence_ids), deterministic,
-                                  output_hidden_states)
+    rotary = None
+    if config.position_embedding == "rotary":
+      rotary = rotary_tables(position_ids(config, input_ids, sequence_ids), config.head_dim,
+                             config.rope_theta, config.compute_dtype)
+    last, per_layer = self.layers(x, attention_bias(attention_mask, sequence_ids), rotary,
+                                  deterministic, output_hidden_states)
     hidden_states = None
     if output_hidden_states:
       hidden_states = (x,) + tuple(per_layer[i] for i in range(config.num_layers))
