@@ -143,7 +143,9 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
       checkpoint_every=10_000, keep_checkpoints=3, log_every=100, eval_batches=20,
       # Held-out evaluation every eval_every steps (0: only with --mode=eval), rows with
       # "eval": true in metrics.jsonl and eval/ tags in TensorBoard.
-      eval_every=0, seed=0))
+      eval_every=0, seed=0,
+      # Resuming refuses a config that changes what is trained (names the keys); True allows.
+      allow_config_change=False))
   config.train.update(train or {})
   if size == "tiny":
     # LAMB scales each layer's step by its weight norm, so it takes a larger rate than AdamW;
@@ -183,7 +185,7 @@ def finetune_config(task: str, name: str, seq_len: int, train: dict | None = Non
   config.train = ml_collections.ConfigDict(dict(
       batch_size=32, eval_batch_size=64, epochs=3, optimizer="adamw", learning_rate=2e-5,
       b2=0.999, warmup_proportion=0.1, weight_decay=0.01, grad_clip=1.0, grad_accum_steps=1,
-      log_every=50, seed=0,
+      log_every=50, seed=0, allow_config_change=False,
       # checkpoints/ keeps the last finished epoch for resuming; best/ keeps the best one.
       keep_checkpoints=1))
   config.train.update(train or {})

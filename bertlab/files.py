@@ -33,3 +33,21 @@ def open_file(path: str, mode: str = "r"):
 def replace(source: str, target: str) -> None:
   """Renames `source` over `target` (atomic on a local disk)."""
   _gfile().rename(source, target, overwrite=True)
+
+
+def rmtree(path: str) -> None:
+  _gfile().rmtree(path)
+
+
+def listdir(path: str) -> list[str]:
+  return _gfile().listdir(path)
+
+
+def append_text(path: str, text: str) -> None:
+  """Appends to a file; any failure (read-only, full, gone) as an OSError naming the path."""
+  import tensorflow as tf
+  try:
+    with open_file(path, "a") as f:
+      f.write(text)
+  except tf.errors.OpError as error:
+    raise OSError(f"Cannot append to {path}: {error.message}") from None

@@ -3,6 +3,8 @@
 A config with a `finetune` section (configs/finetune/) fine-tunes; the others pretrain.
 """
 
+import sys
+
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -42,7 +44,11 @@ def main(argv):
       from bertlab.train import trainer
       run, evaluate = trainer.train_and_evaluate, trainer.evaluate
     if _MODE.value == "train":
-      run(_CONFIG.value, _WORKDIR.value)
+      try:
+        run(_CONFIG.value, _WORKDIR.value)
+      except trainer.Preempted as stop:  # saved: a non-zero status, so schedulers requeue
+        print(stop, flush=True)
+        sys.exit(stop.exit_code)
     else:
       print(json.dumps(evaluate(_CONFIG.value, _WORKDIR.value)))
   elif _MODE.value == "summary":

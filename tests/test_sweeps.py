@@ -152,3 +152,26 @@ def test_experiment_runs_end_to_end_at_tiny_scale(name, tmp_path):
     assert by["nsp"]["nsp/nsp_accuracy"] >= 0.56
     assert abs(by["nsp"]["sop/sop_accuracy"] - 0.5) <= 0.05
     assert by["sop"]["sop/sop_accuracy"] >= 0.65
+
+
+def test_sigterm_stops_the_sweep_without_recording_the_point(tmp_path):
+  """A preempted point is saved, not finished: no result.json, no next point, status 75."""
+  import signal
+  import time
+  from bertlab.train.trainer import PREEMPTED_EXIT_CODE
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "bertlab.sweep", experiment_path("masking"),
+       f"--workdir={tmp_path}", "--scale=tiny", "--no-progress", "--set=train.steps=5000",
+       "--set=train.checkpoint_every=10"], cwd=ROOT, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE)
+  start = time.time()
+  while not glob.glob(str(tmp_path / "*" / "checkpoints" / "10")) and time.time() - start < 300:
+    assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGTERM)
+  out, err = proc.communicate(timeout=300)
+  assert proc.returncode == PREEMPTED_EXIT_CODE, err.decode()[-3000:]
+  assert b"The sweep stopped" in out
+  points = [p for p in os.listdir(tmp_path) if os.path.isdir(tmp_path / p)]
+  assert len(points) == 1, points
+  assert not os.path.exists(tmp_path / points[0] / runner.RESULT_FILE)

@@ -28,10 +28,55 @@ def read_config(path: str) -> ml_collections.ConfigDict:
 
 
 def write_config(config, path: str):
+  """config.json, written beside the old one and swapped in, so a kill leaves one whole."""
   if jax.process_index() == 0:
     files.makedirs(path)
-    with files.open_file(os.path.join(path, CONFIG_FILE), "w") as f:
+    target = os.path.join(path, CONFIG_FILE)
+    with files.open_file(target + ".tmp", "w") as f:
       f.write(config.to_json(indent=2))
+    files.replace(target + ".tmp", target)
+
+
+# Keys a resumed run may change: how long it goes on, how it logs, saves and is laid out on
+# the devices, none of which changes what the steps compute.
+RESUMABLE_CHANGES = ("train.steps", "train.epochs", "train.log_every", "train.checkpoint_every",
+                     "train.keep_checkpoints", "train.eval_every", "train.eval_batches",
+                     "train.eval_batch_size", "train.allow_config_change",
+                     "model.remat_policy", "model.scan_layers", "mesh.")
+
+
+def _flat(tree, prefix=""):
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def changed_keys(config, path: str) -> list[str]:
+  """`key: stored -> new` for each key of the workdir's config.json that `config` changes and
+  a resume may not (keys added to bertlab since the workdir was written are not compared)."""
+  stored = _flat(json.loads(json.dumps(read_config(path).to_dict())))
+  new = _flat(json.loads(config.to_json()))
+  return [f"{key}: {stored[key]!r} -> {value!r}" for key, value in sorted(new.items())
+          if key in stored and stored[key] != value
+          and not any(key == k or (k.endswith(".") and key.startswith(k))
+                      for k in RESUMABLE_CHANGES)]
+
+
+def check_resume_config(config, path: str) -> None:
+  """Resuming with a config that trains something else would mix two runs in one workdir."""
+  if not files.exists(os.path.join(path, CONFIG_FILE)):
+    return
+  changes = changed_keys(config, path)
+  if changes and not config.train.get("allow_config_change", False):
+    raise ValueError(
+        f"{path} was trained with another config; resuming would continue those weights "
+        "under the new one:\n  " + "\n  ".join(changes) + "\nUse a new --workdir, the "
+        "config that wrote this one, or --config.train.allow_config_change=True to resume "
+        "with the change on purpose.")
 
 
 def latest_params(path: str) -> tuple[dict, int]:

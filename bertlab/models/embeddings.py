@@ -52,6 +52,24 @@ def position_ids(config: ModelConfig, input_ids: jnp.ndarray,
   return index
 
 
+def longest_position(config: ModelConfig, seq_len: int) -> int:
+  """The largest position id a sequence of `seq_len` tokens uses (RoBERTa's start after pad)."""
+  return seq_len + config.pad_token_id if config.positions_from_padding else seq_len - 1
+
+
+def check_sequence_length(config: ModelConfig, seq_len: int, where: str = "data.seq_len"):
+  """Tokens past the position table would look up nothing (NaN or garbage): refuse them."""
+  if config.position_embedding == "rotary":
+    return
+  last = longest_position(config, seq_len)
+  if last >= config.max_position_embeddings:
+    raise ValueError(
+        f"{where}={seq_len} needs position {last}, but model.max_position_embeddings is "
+        f"{config.max_position_embeddings}. Shorten {where} to at most "
+        f"{seq_len - (last - config.max_position_embeddings + 1)} or raise "
+        "model.max_position_embeddings.")
+
+
 class Embeddings(nn.Module):
   """Sum of word, position and token-type embeddings, then LayerNorm and dropout."""
 
@@ -75,6 +93,7 @@ class Embeddings(nn.Module):
   def __call__(self, input_ids, token_type_ids=None, deterministic: bool = True,
                sequence_ids=None):
     config = self.config
+    check_sequence_length(config, input_ids.shape[1], "the input length")
     x = self.word_embeddings(input_ids)
     positions = position_ids(config, input_ids, sequence_ids)  # rotary: used in attention
     if config.position_embedding == "learned":

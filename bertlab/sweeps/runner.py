@@ -1,8 +1,10 @@
 """Runs a sweep's points one after another in this process, each in `<workdir>/<point>`.
 
-A point is finished when its `result.json` exists: the sweep skips it. An unfinished one
-resumes from its checkpoints (the pretraining loop's own resume), so an interrupted sweep
-loses at most the steps since a point's last checkpoint. A finished point whose saved config
+A point is finished when its `result.json` exists: the sweep skips it. It is written only
+once the point's run has reached `train.steps`; SIGTERM saves the running point and stops the
+sweep (`trainer.Preempted`). An unfinished point resumes from its checkpoints (the
+pretraining loop's own resume), so an interrupted sweep loses at most the steps since a
+point's last checkpoint. A finished point whose saved config
 differs from the experiment's is an error, not a silent reuse of a stale result.
 """
 
@@ -49,7 +51,11 @@ def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | 
       result = json.load(f)
     _check_same_config(result_path, result["config"], config)
     return result["row"]
-  trainer.train_and_evaluate(config, point_dir, on_step=on_step)
+  trainer.train_and_evaluate(config, point_dir, on_step=on_step)  # raises Preempted
+  reached = trainer.latest_step(config, point_dir)
+  if reached != config.train.steps:
+    raise RuntimeError(f"{point_dir} stopped at step {reached} of {config.train.steps}; it is "
+                       "not recorded as finished. Rerun the sweep to resume it.")
   row = {**point.labels, **_param_counts(config), **_train_metrics(point_dir)}
   for name in sweep.evals:
     metrics = trainer.evaluate(sweep.eval_config(config, name), point_dir)

@@ -26,6 +26,14 @@ def save(mngr: ocp.CheckpointManager, step: int, state, data_position: dict):
                                           data=ocp.args.JsonSave(data_position)), force=True)
 
 
+class ArchitectureMismatch(ValueError):
+  """The checkpoint is whole but holds another model or optimizer."""
+
+
+# Checkpoints that would not restore are moved here (never deleted), newest first.
+UNRESTORABLE_DIR = "checkpoints_unrestorable"
+
+
 def _path_name(path) -> str:
   """One spelling for a leaf's path, whether its containers are dataclasses, dicts or lists."""
   parts = []
@@ -54,7 +62,7 @@ def check_shapes(mngr: ocp.CheckpointManager, step: int, abstract_state):
   if problems:
     shown = "\n  ".join(problems[:20])
     more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-    raise ValueError(
+    raise ArchitectureMismatch(
         f"The checkpoint at step {step} in {mngr.directory} was written by another "
         f"architecture or optimizer:\n  {shown}{more}\nUse a new --workdir, or the config that "
         "wrote this one. The checkpoint is left untouched.")
@@ -69,3 +77,36 @@ def restore(mngr: ocp.CheckpointManager, step: int, abstract_state, shardings):
       state=ocp.args.StandardRestore(target), data=ocp.args.JsonRestore()))
   return restored["state"], restored["data"]
 
+
+
+def restore_newest(mngr: ocp.CheckpointManager, abstract_state, shardings):
+  """(step, state, data) of the newest checkpoint that restores, or None when there is none.
+
+  A step that fails to restore (a truncated or corrupt file: a kill mid-copy, a bad disk) is
+  moved to `checkpoints_unrestorable/` beside `checkpoints/`, saying why, and the next older
+  one is tried; a checkpoint of another architecture stops with its shapes instead."""
+  for step in sorted(mngr.all_steps(), reverse=True):
+    try:
+      state, data = restore(mngr, step, abstract_state, shardings)
+      return step, state, data
+    except ArchitectureMismatch:
+      raise
+    except Exception as error:  # noqa: BLE001 (orbax and tensorstore raise many kinds)
+      reason = f"{type(error).__name__}: {str(error).splitlines()[0][:300] if str(error) else ''}"
+      moved = _move_aside(mngr, step)
+      print(f"Checkpoint step {step} in {mngr.directory} does not restore ({reason}); moved "
+            f"it to {moved} and trying the previous one.", flush=True)
+  return None
+
+
+def _move_aside(mngr: ocp.CheckpointManager, step: int) -> str:
+  source = os.path.join(str(mngr.directory), str(step))
+  target_dir = os.path.join(os.path.dirname(str(mngr.directory).rstrip("/")), UNRESTORABLE_DIR)
+  target = os.path.join(target_dir, str(step))
+  if jax.process_index() == 0:
+    files.makedirs(target_dir)
+    if files.exists(target):
+      files.rmtree(target)  # an older copy of the same unrestorable step
+    files.replace(source, target)
+  mngr.reload()
+  return target

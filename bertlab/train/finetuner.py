@@ -20,6 +20,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
+from bertlab import config_checks
 from bertlab.data import finetune as finetune_data
 from bertlab.models.config import ModelConfig
 from bertlab.models.encoder import copy_of_layer
@@ -125,6 +126,9 @@ class Finetuner:
       train.steps = max(total_steps, 1)
       train.warmup_steps = int(config.train.warmup_proportion * total_steps)
     self.mesh = partitioning.build_mesh(config.mesh)
+    partitioning.check_batch_splits(config.train.batch_size, self.mesh)
+    partitioning.check_batch_splits(config.train.eval_batch_size, self.mesh,
+                                    "train.eval_batch_size")
     self.rules = partitioning.rules_from_config(config.mesh)
     seq_len = config.data.seq_len
     self._example = jnp.zeros((2, seq_len), jnp.int32)
@@ -293,7 +297,9 @@ def _prepare(config):
   if config.finetune.task not in TASKS:
     raise ValueError(f"Unknown finetune.task {config.finetune.task!r}; valid: "
                      f"{', '.join(TASKS)}.")
+  config_checks.check_numbers(config)
   model_cfg, encoder_params, tokenizer = resolve_init(config)
+  config_checks.check_sequence_length(model_cfg, config.data.seq_len)
   job = build_job(config, tokenizer, model_cfg)
   return model_cfg, encoder_params, job
 

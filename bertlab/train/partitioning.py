@@ -71,6 +71,17 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
 
 
+def check_batch_splits(batch_size: int, mesh: Mesh, key: str = "train.batch_size"):
+  """A global batch must split evenly over the batch axes (data x fsdp) of the mesh."""
+  shards = math.prod(mesh.shape[a] for a in BATCH_AXES)
+  if batch_size % shards:
+    lower, upper = batch_size // shards * shards, (batch_size // shards + 1) * shards
+    raise ValueError(
+        f"{key}={batch_size} does not split over the {shards} batch shards of the mesh "
+        f"(mesh.data x mesh.fsdp = {mesh.shape['data']} x {mesh.shape['fsdp']}); use a "
+        f"multiple of {shards}, e.g. {lower or upper} or {upper}.")
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
 

@@ -5,9 +5,12 @@ fold_in(train.seed, step) and the data pipeline is a function of the step, so a 
 reads the same batches and draws the same dropout as an uninterrupted one.
 """
 
+import collections
 import contextlib
 import functools
+import json
 import signal
+import sys
 import time
 
 import flax
@@ -17,12 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bertlab import files
+from bertlab import config_checks, files
 from bertlab.configs import build_model, model_config
 from bertlab.data.pipeline import PretrainingData
 from bertlab.hub import workdir as hub_workdir
 from bertlab.tasks import pretraining
-from bertlab.train import checkpoints, metrics as metric_lib, partitioning
+from bertlab.train import checkpoints, metrics as metric_lib, partitioning, workdir_lock
 from bertlab.train.optimizers import build_optimizer, learning_rate_schedule
 
 # What the train step reads from a batch of bertlab/data/pipeline.py.
@@ -44,6 +47,26 @@ class NonFiniteLoss(FloatingPointError):
   pass
 
 
+# The exit status of a run stopped by SIGTERM after saving (EX_TEMPFAIL: try again), so a
+# scheduler that requeues on failure requeues it; 0 means the run reached train.steps.
+PREEMPTED_EXIT_CODE = 75
+
+# Steps dispatched ahead of the device at most: SIGTERM is then acted on within this many
+# steps (a preempted TPU VM has about 30 s), at no cost to throughput.
+MAX_STEPS_IN_FLIGHT = 2
+
+
+class Preempted(Exception):
+  """SIGTERM stopped the run; its state at `step` is saved and a rerun resumes from there."""
+
+  exit_code = PREEMPTED_EXIT_CODE
+
+  def __init__(self, step: int, workdir: str):
+    super().__init__(f"SIGTERM: saved step {step} in {workdir}; rerun the same command to "
+                     f"resume (exit status {PREEMPTED_EXIT_CODE}).")
+    self.step = step
+
+
 def _example_inputs(config):
   seq_len, predictions = config.data.seq_len, config.data.max_predictions
   ids = jnp.zeros((2, seq_len), jnp.int32)
@@ -58,12 +81,15 @@ class Trainer:
   """The model, optimizer, mesh and shardings of one config, and the jitted step."""
 
   def __init__(self, config, devices=None):
+    config_checks.check_numbers(config)
+    config_checks.check_sequence_length(model_config(config), config.data.seq_len)
     self.config = config
     self.model = build_model(config)
     self.optimizer = build_optimizer(config.train)
     self.schedule = learning_rate_schedule(config.train)
     self.loss_fn = pretraining.loss_fn(config)
     self.mesh = partitioning.build_mesh(config.mesh, devices)
+    partitioning.check_batch_splits(config.train.batch_size, self.mesh)
     self.rules = partitioning.rules_from_config(config.mesh)
     with self.context(with_mesh=False):
       boxed = jax.eval_shape(self._init, jax.random.key(config.train.seed))
@@ -162,11 +188,17 @@ def _check_finite(step: int, value: float, mngr):
 
 
 def restore_or_init(trainer: Trainer, mngr) -> tuple[TrainState, int]:
-  step = mngr.latest_step()
-  if step is None:
+  """The newest checkpoint that restores (older ones past a corrupt one), else a fresh state."""
+  found = checkpoints.restore_newest(mngr, trainer.abstract_state, trainer.state_shardings)
+  if found is None:
     return trainer.init_state(), 0
-  state, data_position = checkpoints.restore(mngr, step, trainer.abstract_state,
-                                             trainer.state_shardings)
+  step, state, data_position = found
+  seed = data_position.get("seed", trainer.config.data.seed)
+  if seed != trainer.config.data.seed and not trainer.config.train.get("allow_config_change"):
+    raise ValueError(
+        f"The checkpoint at step {step} was trained on data.seed={seed}, the config says "
+        f"data.seed={trainer.config.data.seed}: the resumed run would read other batches. "
+        "Use the seed that wrote it, or --config.train.allow_config_change=True.")
   return state, int(data_position["step"])
 
 
@@ -176,7 +208,14 @@ def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
   `on_step(step, metrics or None)` after every step (metrics on logged steps) replaces the
   console progress line: the sweep runner draws a progress bar with it."""
   trainer = Trainer(config)
+  with workdir_lock.WorkdirLock(workdir):
+    return _train(trainer, config, workdir, on_step)
+
+
+def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
   mngr = checkpoints.manager(workdir, config.train)
+  if mngr.latest_step() is not None:
+    hub_workdir.check_resume_config(config, workdir)
   state, start = restore_or_init(trainer, mngr)
   hub_workdir.write_config(config, workdir)  # what load_pretrained(workdir) rebuilds from
   data = PretrainingData.from_config(config)
@@ -191,11 +230,15 @@ def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
   preemption = _Preemption()
   total, last = config.train.steps, {}
   timer, timed_steps = time.perf_counter(), 0
+  in_flight = collections.deque()
   if start and on_step is None:
     print(f"Resumed from step {start} in {workdir}.")
   try:
     for step in range(start, total):
       state, step_metrics = trainer.step(state, next(batches))
+      in_flight.append(step_metrics)
+      if len(in_flight) > MAX_STEPS_IN_FLIGHT:
+        jax.block_until_ready(in_flight.popleft())
       done, timed_steps = step + 1, timed_steps + 1
       log = done % config.train.log_every == 0 or done == total
       save = done % config.train.checkpoint_every == 0 or done == total
@@ -224,13 +267,18 @@ def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
       if save or stop:
         checkpoints.save(mngr, done, state, {"step": done, "seed": config.data.seed})
       if stop:
-        print(f"SIGTERM: saved step {done}; rerun the same command to resume.", flush=True)
-        break
+        mngr.wait_until_finished()
+        raise Preempted(done, workdir)
   finally:
     mngr.wait_until_finished()
     writer.close()
     preemption.restore()
   return last
+
+
+def latest_step(config, workdir: str) -> int | None:
+  """The step of the newest checkpoint in `workdir` (None before the first save)."""
+  return checkpoints.manager(workdir, config.train).latest_step()
 
 
 def held_out_metrics(trainer: Trainer, state: TrainState, data: PretrainingData,
@@ -258,7 +306,9 @@ def evaluate(config, workdir: str) -> dict:
   data = PretrainingData.from_config(config, split="eval")
   results = {"step": step, **held_out_metrics(trainer, state, data, config.train.eval_batches)}
   if jax.process_index() == 0:
-    with files.open_file(f"{workdir}/metrics.jsonl", "a") as f:
-      import json
-      f.write(json.dumps({"eval": True, **results}) + "\n")
+    try:
+      files.append_text(f"{workdir}/metrics.jsonl", json.dumps({"eval": True, **results}) + "\n")
+    except OSError as error:  # the numbers are still returned (and printed by --mode=eval)
+      print(f"Not recorded in the workdir (is it read-only?): {error}", file=sys.stderr,
+            flush=True)
   return results
