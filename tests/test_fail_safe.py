@@ -125,3 +125,78 @@ def test_eval_keeps_its_numbers_when_the_workdir_refuses_the_write(tmp_path, mon
   results = trainer.evaluate(config, str(tmp_path))
   assert results["step"] == 2 and 0 <= results["mlm_accuracy"] <= 1
   assert "Read-only file system" in capsys.readouterr().err
+
+
+def test_a_new_best_model_replaces_the_old_only_once_it_is_whole(tmp_path, monkeypatch):
+  from bertlab import files
+  from bertlab.train import best_checkpoint
+  abstract = {"w": jax.ShapeDtypeStruct((3,), jnp.float32)}
+  sharding = {"w": jax.sharding.SingleDeviceSharding(jax.devices()[0])}
+  best_checkpoint.save(str(tmp_path), {"w": jnp.ones(3)}, {"epoch": 1, "step": 10})
+
+  def killed(source, target):
+    raise KeyboardInterrupt("killed before the record was swapped in")
+
+  monkeypatch.setattr(files, "replace", killed)
+  with pytest.raises(KeyboardInterrupt):
+    best_checkpoint.save(str(tmp_path), {"w": jnp.full(3, 2.0)}, {"epoch": 2, "step": 20})
+  params, record = best_checkpoint.restore(str(tmp_path), abstract, sharding)
+  assert record == {"epoch": 1, "step": 10} and float(params["w"][0]) == 1.0
+  monkeypatch.undo()
+  best_checkpoint.save(str(tmp_path), {"w": jnp.full(3, 3.0)}, {"epoch": 3, "step": 30})
+  params, record = best_checkpoint.restore(str(tmp_path), abstract, sharding)
+  assert record["epoch"] == 3 and float(params["w"][0]) == 3.0
+  assert sorted(os.listdir(tmp_path / "best")) == ["best.json", "params-30"]
+
+
+def _glue_dir(path, dev_rows=True, train=True):
+  path.mkdir()
+  rows = "".join(f"the {w} is {'good' if i % 2 else 'bad'} .\t{i % 2}\n"
+                 for i, w in enumerate(["plot", "film", "actor", "song"] * 4))
+  if train:
+    (path / "train.tsv").write_text("sentence\tlabel\n" + rows)
+  (path / "dev.tsv").write_text("sentence\tlabel\n" + (rows if dev_rows else ""))
+  return str(path)
+
+
+@pytest.mark.parametrize("case", ["header_only_dev", "no_train_file"])
+def test_fine_tuning_data_is_checked_before_training(tmp_path, case):
+  from bertlab.train import finetuner
+  config = load_config("finetune/glue.py:sst2")
+  config.data.data_dir = _glue_dir(tmp_path / "glue", dev_rows=case != "header_only_dev",
+                                   train=case != "no_train_file")
+  config.data.seq_len = 16
+  config.train.update(batch_size=4, eval_batch_size=4, epochs=1)
+  expected = {"header_only_dev": r"the dev data in data.data_dir=.* holds no examples",
+              "no_train_file": r"no train data in data.data_dir="}[case]
+  with pytest.raises((ValueError, FileNotFoundError), match=expected):
+    finetuner.finetune(config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")  # nothing was trained
+
+
+def _squad_file(path, questions: int, shifted: int, shift: int = 7):
+  context = "In 2015 the Denver Broncos defeated the Carolina Panthers to win Super Bowl 50 ."
+  qas = [dict(id=str(i), question="Who won Super Bowl 50 ?",
+              answers=[dict(text="Denver Broncos",
+                            answer_start=context.index("Denver") + (shift if i < shifted else 0))])
+         for i in range(questions)]
+  path.write_text(json.dumps(dict(data=[dict(title="t", paragraphs=[dict(context=context,
+                                                                         qas=qas)])])))
+
+
+def test_squad_answers_off_their_offsets_are_skipped_or_refused(tmp_path, capsys):
+  from bertlab.data.tokenizers import tokenizer_from_config
+  from bertlab.tasks.squad import SquadJob
+  config = load_config("finetune/squad.py:v1")
+  config.data.update(data_dir=str(tmp_path), seq_len=48)
+  tokenizer = tokenizer_from_config(config.data, config.model.vocab_size)
+  _squad_file(tmp_path / "dev-v1.1.json", 2, 0)
+  _squad_file(tmp_path / "train-v1.1.json", 200, 1)  # one bad answer in 200: skipped, said
+  job = SquadJob("v1", config.data, tokenizer, 2, config.squad)
+  assert len({w.question_index for w in job.windows("train")}) == 199
+  assert "1 of 200 answers are not at their answer_start" in capsys.readouterr().out
+  for shift in (7, 1000):  # every answer shifted, or past the context: refused
+    _squad_file(tmp_path / "train-v1.1.json", 200, 200, shift)
+    job = SquadJob("v1", config.data, tokenizer, 2, config.squad)
+    with pytest.raises(ValueError, match="200 of 200 answers are not at their answer_start"):
+      job.windows("train")

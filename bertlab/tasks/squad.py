@@ -67,6 +67,25 @@ class Window:
   end: int = 0
 
 
+def _context_at(question: Question) -> str:
+  answer = question.answers[0]
+  return question.context[answer["answer_start"]:answer["answer_start"] + len(answer["text"])]
+
+
+def answer_is_at_its_offset(question: Question) -> bool:
+  """The words under [answer_start, + len(text)) hold the answer, whitespace aside (the test
+  of google-research/bert's run_squad); questions without an answer pass."""
+  if question.is_impossible or not question.answers:
+    return True
+  answer = question.answers[0]
+  first, last = answer["answer_start"], answer["answer_start"] + len(answer["text"])
+  if first < 0 or last > len(question.context):
+    return False
+  covered = " ".join(w for w, start in _words_with_offsets(question.context)
+                     if start < last and start + len(w) > first)
+  return " ".join(answer["text"].split()) in covered
+
+
 class SquadJob:
   """SQuAD as a fine-tuning job (`finetune.name` v1 or v2)."""
 
@@ -77,8 +96,11 @@ class SquadJob:
                squad_config=None):
     if version not in ("v1", "v2"):
       raise ValueError(f"Unknown SQuAD version {version!r}; valid: v1, v2.")
+    # max_misaligned_share: training answers whose answer_start does not point at their text
+    # are skipped with a count (as google-research/bert's run_squad skips them); past this
+    # share of the training questions the file is taken as broken and refused.
     options = dict(doc_stride=128, max_query_length=64, n_best_size=20, max_answer_length=30,
-                   null_threshold=0.0)
+                   null_threshold=0.0, max_misaligned_share=0.01)
     options.update(dict(squad_config or {}))
     self.__dict__.update(options)
     self.version, self.tokenizer = version, tokenizer
@@ -107,8 +129,29 @@ class SquadJob:
 
   def windows(self, split: str) -> list[Window]:
     if split not in self._windows:
-      self._windows[split] = self._make_windows(self._questions[split], split == "train")
+      questions = self._questions[split]
+      if split == "train":
+        questions = self._aligned(questions)
+      self._windows[split] = self._make_windows(questions, split == "train")
     return self._windows[split]
+
+  def _aligned(self, questions: list[Question]) -> list[Question]:
+    """The training questions whose answer is where answer_start says, or an error when too
+    many are not (a shifted or regenerated file would train on the wrong spans)."""
+    kept = [q for q in questions if answer_is_at_its_offset(q)]
+    skipped = len(questions) - len(kept)
+    if skipped:
+      bad = [q for q in questions if not answer_is_at_its_offset(q)][:3]
+      shown = "; ".join(f"{q.qid}: {q.answers[0]['text']!r} at {q.answers[0]['answer_start']} "
+                        f"reads {_context_at(q)!r}" for q in bad)
+      message = (f"SQuAD train: {skipped} of {len(questions)} answers are not at their "
+                 f"answer_start ({shown})")
+      if skipped > self.max_misaligned_share * len(questions):
+        raise ValueError(f"{message}. More than squad.max_misaligned_share="
+                         f"{self.max_misaligned_share} of the file: are the offsets from "
+                         "another version of the contexts?")
+      print(f"{message}; skipped them, as google-research/bert's run_squad does.", flush=True)
+    return kept
 
   def _make_windows(self, questions: list[Question], train: bool) -> list[Window]:
     tok = self.tokenizer

@@ -18,14 +18,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
-from bertlab import config_checks
+from bertlab import config_checks, files
 from bertlab.data import finetune as finetune_data
 from bertlab.models.config import ModelConfig
 from bertlab.models.encoder import copy_of_layer
 from bertlab.models.finetuning import FinetuningModel
-from bertlab.train import checkpoints, metrics as metric_lib, partitioning
+from bertlab.train import best_checkpoint, checkpoints, metrics as metric_lib, partitioning
 from bertlab.train.optimizers import build_optimizer
 
 TASKS = ("glue", "squad", "ner")
@@ -261,28 +260,6 @@ def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
   return cfg, params["encoder"], tokenizer
 
 
-def _save_best(workdir: str, params, record: dict):
-  directory = os.path.join(os.path.abspath(workdir), "best")
-  checkpointer = ocp.StandardCheckpointer()
-  target = os.path.join(directory, "params")
-  if os.path.exists(target):
-    import shutil
-    shutil.rmtree(target)
-  checkpointer.save(target, params)
-  checkpointer.wait_until_finished()
-  with open(os.path.join(directory, "best.json"), "w") as f:
-    json.dump(record, f, indent=2)
-
-
-def _restore_best(workdir: str, abstract_params, shardings):
-  directory = os.path.join(os.path.abspath(workdir), "best")
-  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                        abstract_params, shardings)
-  params = ocp.StandardCheckpointer().restore(os.path.join(directory, "params"), target)
-  with open(os.path.join(directory, "best.json")) as f:
-    return params, json.load(f)
-
-
 def _evaluate_splits(finetuner, job, params, config, eval_arrays: dict
                      ) -> dict[str, tuple[dict, object]]:
   """(metrics, predictions) per dev split; `eval_arrays` are built once per run."""
@@ -304,12 +281,29 @@ def _prepare(config):
   return model_cfg, encoder_params, job
 
 
+def _split_arrays(job, split: str, config) -> dict:
+  """One split's arrays, or an error naming the split and where it was looked for: before
+  any training, so an empty dev file does not surface after an epoch."""
+  where = (f"data.data_dir={config.data.data_dir!r}" if config.data.get("data_dir")
+           else "TFDS")
+  try:
+    arrays = job.arrays(split)
+  except KeyError:
+    raise FileNotFoundError(f"finetune {config.finetune.task} {config.finetune.name}: no "
+                            f"{split} data in {where}. Add its file there, or point "
+                            "data.data_dir at the folder that has it.") from None
+  if len(arrays["input_ids"]) == 0:
+    raise ValueError(f"finetune {config.finetune.task} {config.finetune.name}: the {split} "
+                     f"data in {where} holds no examples (a file with only its header?).")
+  return arrays
+
+
 def finetune(config, workdir: str) -> dict:
   """Fine-tunes per `config` in `workdir` (resuming per epoch) and returns the best epoch's
   metrics; prediction files go to `workdir/predictions/`."""
   model_cfg, encoder_params, job = _prepare(config)
-  train_arrays = job.arrays("train")
-  eval_arrays = {split: job.arrays(split) for split in job.eval_splits}
+  train_arrays = _split_arrays(job, "train", config)
+  eval_arrays = {split: _split_arrays(job, split, config) for split in job.eval_splits}
   batch_size, epochs = config.train.batch_size, config.train.epochs
   steps_per_epoch = len(train_arrays["input_ids"]) // batch_size
   if steps_per_epoch == 0:
@@ -358,7 +352,7 @@ def finetune(config, workdir: str) -> dict:
             f"{main_split}: {line}", flush=True)
       if best is None or metrics[job.main_metric] > best["metrics"][job.main_metric]:
         best = dict(epoch=epoch + 1, step=step, metrics=metrics)
-        _save_best(workdir, state.params, best)
+        best_checkpoint.save(workdir, state.params, best)
       checkpoints.save(mngr, epoch + 1, state, dict(epoch=epoch + 1, best=best))
       mngr.wait_until_finished()
   finally:
@@ -370,11 +364,11 @@ def finetune(config, workdir: str) -> dict:
 def write_predictions(finetuner, job, config, workdir: str, eval_arrays=None) -> dict:
   """The best checkpoint's official prediction files (and its dev metrics)."""
   if eval_arrays is None:
-    eval_arrays = {split: job.arrays(split) for split in job.eval_splits}
-  params, best = _restore_best(workdir, finetuner.abstract_state.params,
-                               finetuner.state_shardings.params)
+    eval_arrays = {split: _split_arrays(job, split, config) for split in job.eval_splits}
+  params, best = best_checkpoint.restore(workdir, finetuner.abstract_state.params,
+                                         finetuner.state_shardings.params)
   directory = os.path.join(workdir, "predictions")
-  os.makedirs(directory, exist_ok=True)
+  files.makedirs(directory)
   results = _evaluate_splits(finetuner, job, params, config, eval_arrays)
   for split, (_, predictions) in results.items():
     job.write_predictions(split, predictions, directory)
@@ -388,7 +382,7 @@ def evaluate(config, workdir: str) -> dict:
   """`--mode=eval` of a fine-tuning config: the best checkpoint's metrics on each dev split."""
   model_cfg, _, job = _prepare(config)
   finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, 1)
-  if not os.path.exists(os.path.join(workdir, "best", "best.json")):
+  if not best_checkpoint.exists(workdir):
     raise FileNotFoundError(f"No best checkpoint in {workdir}/best: fine-tune first.")
   return write_predictions(finetuner, job, config, workdir)
 

@@ -1,0 +1,59 @@
+"""Fine-tuning's best model, `workdir/best/`: replaced so that a kill never leaves none.
+
+Each best is written whole into its own directory (`params-<step>`) before `best.json`, which
+names it, is swapped in by an atomic rename; only then is the previous one removed. A kill at
+any moment leaves `best.json` naming a complete set of parameters (the old or the new). Paths
+go through bertlab/files.py, so `gs://` workdirs work as local ones do.
+"""
+
+import json
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+from bertlab import files
+
+BEST_DIR, RECORD = "best", "best.json"
+
+
+def directory(workdir: str) -> str:
+  return os.path.join(files.absolute(workdir), BEST_DIR)
+
+
+def exists(workdir: str) -> bool:
+  return files.exists(os.path.join(directory(workdir), RECORD))
+
+
+def save(workdir: str, params, record: dict) -> None:
+  """Writes `params` as the new best with `record` (epoch, step, metrics)."""
+  folder = directory(workdir)
+  name = f"params-{record['step']}"
+  checkpointer = ocp.StandardCheckpointer()
+  target = os.path.join(folder, name)
+  if files.exists(target):  # left by a kill before its record was swapped in
+    files.rmtree(target)
+  checkpointer.save(target, params)
+  checkpointer.wait_until_finished()
+  if jax.process_index() != 0:
+    return
+  record_path = os.path.join(folder, RECORD)
+  with files.open_file(record_path + ".tmp", "w") as f:
+    json.dump(dict(record, params=name), f, indent=2)
+  files.replace(record_path + ".tmp", record_path)
+  for entry in files.listdir(folder):
+    entry = entry.rstrip("/")
+    if entry.startswith("params") and entry != name:
+      files.rmtree(os.path.join(folder, entry))
+
+
+def restore(workdir: str, abstract_params, shardings):
+  """(params placed in `shardings`, record) of the best so far."""
+  folder = directory(workdir)
+  with files.open_file(os.path.join(folder, RECORD)) as f:
+    record = json.load(f)
+  target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        abstract_params, shardings)
+  params = ocp.StandardCheckpointer().restore(
+      os.path.join(folder, record.pop("params", "params")), target)
+  return params, record
