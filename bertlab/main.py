@@ -3,6 +3,7 @@
 A config with a `finetune` section (configs/finetune/) fine-tunes; the others pretrain.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -37,6 +38,8 @@ def main(argv):
     if not _WORKDIR.value:
       raise app.UsageError(f"--mode={_MODE.value} needs --workdir.")
     import json
+    from bertlab.train import checkpoints
+    from bertlab.train.trainer import Preempted
     if "finetune" in _CONFIG.value:
       from bertlab.train import finetuner as trainer
       run, evaluate = trainer.finetune, trainer.evaluate
@@ -46,9 +49,15 @@ def main(argv):
     if _MODE.value == "train":
       try:
         run(_CONFIG.value, _WORKDIR.value)
-      except trainer.Preempted as stop:  # saved: a non-zero status, so schedulers requeue
+      except Preempted as stop:  # saved: a non-zero status, so schedulers requeue
         print(stop, flush=True)
         sys.exit(stop.exit_code)
+      except checkpoints.SaveFailed as error:
+        # The last word, not buried: a normal exit would let orbax's abandoned writes print
+        # hundreds of lines while the interpreter shuts down.
+        print(f"\n{type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
     else:
       print(json.dumps(evaluate(_CONFIG.value, _WORKDIR.value)))
   elif _MODE.value == "summary":

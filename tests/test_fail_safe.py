@@ -200,3 +200,32 @@ def test_squad_answers_off_their_offsets_are_skipped_or_refused(tmp_path, capsys
     job = SquadJob("v1", config.data, tokenizer, 2, config.squad)
     with pytest.raises(ValueError, match="200 of 200 answers are not at their answer_start"):
       job.windows("train")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 20 MB tmpfs: room for one tiny-BERT checkpoint (11 MB), not two."""
+  mount = tmp_path / "disk"
+  mount.mkdir()
+  made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(mount)],
+                        capture_output=True)
+  if made.returncode:
+    pytest.skip(f"cannot mount a small tmpfs here (needs root): {made.stderr.decode()[:200]}")
+  yield mount
+  subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_the_run_at_once_and_says_so_last(small_disk):
+  workdir = small_disk / "run"
+  result = subprocess.run(
+      [sys.executable, "-m", "bertlab.main", "--config=configs/bert.py:tiny",
+       f"--workdir={workdir}", "--config.train.steps=12", "--config.train.checkpoint_every=2",
+       "--config.train.log_every=1"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("SaveFailed: Saving a checkpoint to ") and "No space left" in last
+  assert "Free space there:" in last and "The last saved step is 2" in last
+  steps = [int(l.split()[1].split("/")[0]) for l in result.stdout.splitlines()
+           if l.startswith("step ")]
+  assert max(steps) <= 6  # the save of step 4 failed; at most the next save interval ran
+  assert os.listdir(workdir / "checkpoints") == ["2"]  # no half-written step left behind

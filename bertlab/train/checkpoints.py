@@ -5,7 +5,9 @@ Items: `state` (step, params, optimizer state; restored straight into their shar
 every step's key is fold_in(seed, step).
 """
 
+import glob
 import os
+import shutil
 
 import jax
 import orbax.checkpoint as ocp
@@ -32,6 +34,61 @@ class ArchitectureMismatch(ValueError):
 
 # Checkpoints that would not restore are moved here (never deleted), newest first.
 UNRESTORABLE_DIR = "checkpoints_unrestorable"
+
+
+class SaveFailed(OSError):
+  """An (asynchronous) checkpoint save failed: the run stops at the next step, saying why."""
+
+
+def _save_failed(mngr: ocp.CheckpointManager, error: BaseException) -> SaveFailed:
+  directory = str(mngr.directory)
+  for leftover in glob.glob(os.path.join(directory, "*.orbax-checkpoint-tmp*")):
+    shutil.rmtree(leftover, ignore_errors=True)  # a half-written step, never restorable
+  mngr.reload()
+  kept = mngr.latest_step()
+  space = ""
+  if "://" not in directory and os.path.isdir(directory):
+    usage = shutil.disk_usage(directory)
+    space = f" Free space there: {usage.free / 2**20:.1f} MiB of {usage.total / 2**20:.1f} MiB."
+  text = str(error).strip() or repr(error)
+  known = [cause for cause in ("No space left on device", "Permission denied",
+                               "Read-only file system", "Disk quota exceeded") if cause in text]
+  detail = text.splitlines()[0][:300]
+  reason = f"{known[0]} ({detail})" if known else detail
+  return SaveFailed(
+      f"Saving a checkpoint to {directory} failed: {reason}.{space} The last saved step "
+      f"is {kept if kept is not None else 'none'}; the half-written one was removed. Free "
+      "space (or lower train.keep_checkpoints, or use another --workdir) and rerun to resume.")
+
+
+class Saver:
+  """Asynchronous saves whose failure stops the run at the next step, not a save later.
+
+  orbax reports a failed background save only when the next one starts (a checkpoint
+  interval on) or at exit; the saver asks after every step whether the save in flight has
+  ended, and if so whether it landed."""
+
+  def __init__(self, mngr: ocp.CheckpointManager):
+    self.mngr, self.pending = mngr, None
+
+  def save(self, step: int, state, data_position: dict):
+    try:
+      save(self.mngr, step, state, data_position)
+    except Exception as error:  # noqa: BLE001 (orbax raises what the storage raised)
+      raise _save_failed(self.mngr, error) from None
+    self.pending = step
+
+  def check(self):
+    if self.pending is not None and not self.mngr.is_saving_in_progress():
+      self.finish()
+
+  def finish(self):
+    """Waits for the save in flight; a failed one raises SaveFailed."""
+    try:
+      self.mngr.wait_until_finished()
+    except Exception as error:  # noqa: BLE001
+      raise _save_failed(self.mngr, error) from None
+    self.pending = None
 
 
 def _path_name(path) -> str:

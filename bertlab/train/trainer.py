@@ -231,11 +231,13 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
   total, last = config.train.steps, {}
   timer, timed_steps = time.perf_counter(), 0
   in_flight = collections.deque()
+  saver = checkpoints.Saver(mngr)
   if start and on_step is None:
     print(f"Resumed from step {start} in {workdir}.")
   try:
     for step in range(start, total):
       state, step_metrics = trainer.step(state, next(batches))
+      saver.check()
       in_flight.append(step_metrics)
       if len(in_flight) > MAX_STEPS_IN_FLIGHT:
         jax.block_until_ready(in_flight.popleft())
@@ -265,12 +267,16 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
       if on_step is not None:
         on_step(done, values if log else None)
       if save or stop:
-        checkpoints.save(mngr, done, state, {"step": done, "seed": config.data.seed})
+        saver.save(done, state, {"step": done, "seed": config.data.seed})
       if stop:
-        mngr.wait_until_finished()
+        saver.finish()
         raise Preempted(done, workdir)
+    saver.finish()
   finally:
-    mngr.wait_until_finished()
+    try:
+      mngr.wait_until_finished()  # after an error: let the saves in flight end, quietly
+    except Exception:  # noqa: BLE001 (already reported by finish_saves or check_saves)
+      pass
     writer.close()
     preemption.restore()
   return last
