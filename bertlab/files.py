@@ -1,6 +1,7 @@
 """Files of a workdir that may be local or in a bucket (`gs://...`, as on a TPU pod), through
 tf.io.gfile, which reads and writes both."""
 
+import json
 import os
 
 
@@ -51,3 +52,14 @@ def append_text(path: str, text: str) -> None:
       f.write(text)
   except tf.errors.OpError as error:
     raise OSError(f"Cannot append to {path}: {error.message}") from None
+
+
+def read_json(path: str) -> dict:
+  """A JSON file of a checkpoint; an invalid one is named (not a bare JSONDecodeError)."""
+  with open_file(path) as f:
+    text = f.read()
+  try:
+    return json.loads(text)
+  except json.JSONDecodeError as error:
+    raise ValueError(f"{path} is not valid JSON ({error.msg} at line {error.lineno}, column "
+                     f"{error.colno}): truncated or hand-edited?") from None

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import bertlab
@@ -103,8 +104,57 @@ def test_pytorch_bin_is_read_without_unpickling_code(tmp_path):
       return (print, ("this must never run",))
 
   torch.save({"x": Payload()}, tmp_path / "pytorch_model.bin")
-  with pytest.raises(Exception, match="[Ww]eights only load failed|Unsupported"):
+  with pytest.raises(ValueError, match=r"(?s)pytorch_model.bin holds pickled code.*will not run "
+                     r"it.*safe_serialization=True") as error:
     bertlab.load_pretrained(str(tmp_path))
+  assert error.value.__cause__ is None and error.value.__suppress_context__  # torch's advice gone
+
+
+def test_broken_checkpoint_files_are_named(tmp_path):
+  hf = save_hf(tmp_path / "hf")
+  weights = tmp_path / "hf" / "model.safetensors"
+  whole = weights.read_bytes()
+  weights.write_bytes(whole[: len(whole) // 2])
+  with pytest.raises(ValueError, match=r"model.safetensors is not a readable safetensors file"):
+    bertlab.load_pretrained(str(tmp_path / "hf"))
+  weights.write_bytes(b"garbage" * 100)
+  with pytest.raises(ValueError, match=r"model.safetensors is not a readable safetensors file"):
+    bertlab.load_pretrained(str(tmp_path / "hf"))
+  weights.write_bytes(whole)
+  (tmp_path / "hf" / "config.json").write_text('{"model_type": "bert", ')
+  with pytest.raises(ValueError, match=r"hf/config.json is not valid JSON"):
+    bertlab.load_pretrained(str(tmp_path / "hf"))
+  with pytest.raises(FileNotFoundError, match=r"nowhere/model.ckpt not found"):
+    bertlab.load_pretrained(str(tmp_path / "nowhere" / "model.ckpt"))
+  del hf
+
+
+def test_a_truncated_tf_checkpoint_is_named(tmp_path):
+  tf = pytest.importorskip("tensorflow")
+  prefix = str(tmp_path / "bert_model.ckpt")
+  checkpoint = tf.train.Checkpoint(
+      bert=tf.Module(), **{"v": tf.Variable(np.ones((64, 64), np.float32), name="bert/x")})
+  saved = checkpoint.write(prefix)
+  data = [p for p in tmp_path.iterdir() if ".data-" in p.name][0]
+  data.write_bytes(data.read_bytes()[:100])
+  with pytest.raises(ValueError, match=r"TF checkpoint .*bert_model.ckpt does not read.*"
+                     r"truncated"):
+    bertlab.load_pretrained(saved)
+
+
+def test_corpus_files_that_are_not_text_are_named(tmp_path):
+  import gzip
+  from bertlab.data import corpus
+  (tmp_path / "a.txt").write_text("One sentence.\n")
+  (tmp_path / "b.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+  (tmp_path / "c.txt").write_bytes(b"text\n\x00\x01binary\n")
+  whole = gzip.compress(b"A sentence here.\n" * 5000)
+  (tmp_path / "d.txt.gz").write_bytes(whole[: len(whole) // 2])
+  for name, message in (("b.txt", "not UTF-8 text"), ("c.txt", "line 2: a NUL byte"),
+                        ("d.txt.gz", "gzip stream is cut off")):
+    pattern = f"{tmp_path}/[a{name[0]}]*"  # a glob of two files names the broken one
+    with pytest.raises(ValueError, match=f"{name}.*{message}|{name}: .*{message}"):
+      list(corpus.read_documents(pattern))
 
 
 def test_sharing_without_a_hf_layout_is_refused_on_save(tmp_path):

@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import sysconfig
+import zlib
 from typing import Iterator
 
 Document = list[str]
@@ -118,16 +119,30 @@ def file_stats(files: list[str]) -> list:
 
 
 def _read_text_file(path: str) -> Iterator[Document]:
+  """The documents of one text file; a file that is not UTF-8 text, or a cut-off .gz, is named
+  with the line where reading stopped (a glob of many files must say which one)."""
   opener = gzip.open if path.endswith(".gz") else open
   doc: Document = []
-  with opener(path, "rt", encoding="utf-8") as f:
-    for line in f:
-      line = line.strip()
-      if line:
-        doc.append(line)
-      elif doc:
-        yield doc
-        doc = []
+  line_number = 0
+  try:
+    with opener(path, "rt", encoding="utf-8") as f:
+      for line_number, line in enumerate(f, 1):
+        if "\x00" in line:
+          raise ValueError(f"data.source file {path}, line {line_number}: a NUL byte; this is "
+                           "a binary file, not text (one sentence per line).")
+        line = line.strip()
+        if line:
+          doc.append(line)
+        elif doc:
+          yield doc
+          doc = []
+  except UnicodeDecodeError as error:
+    raise ValueError(f"data.source file {path}: not UTF-8 text ({error.reason}: "
+                     f"{error.object[max(error.start - 20, 0):error.end + 20]!r}). Convert it "
+                     "to UTF-8, or leave it out of the glob.") from None
+  except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+    raise ValueError(f"data.source file {path}: the gzip stream is cut off or corrupt after "
+                     f"line {line_number} ({error}). Copy the file again.") from None
   if doc:
     yield doc
 

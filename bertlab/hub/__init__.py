@@ -7,6 +7,7 @@ naming them, so nothing is silently left at its initial value.
 
 import json
 import os
+import pickle
 
 import flax.linen as nn
 import jax
@@ -14,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
+from bertlab import files
 from bertlab.hub import layouts
 from bertlab.models.config import ModelConfig
 from bertlab.models.pretraining import PretrainingModel
@@ -27,9 +29,13 @@ class CheckpointMismatch(ValueError):
 def _read_tensors(path: str) -> dict[str, np.ndarray]:
   """All tensors of a Hugging Face directory: safetensors (sharded or not) or a .bin."""
   def from_safetensors(file):
-    from safetensors import safe_open
-    with safe_open(file, framework="np") as f:
-      return {k: f.get_tensor(k) for k in f.keys()}
+    from safetensors import SafetensorError, safe_open
+    try:
+      with safe_open(file, framework="np") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+      raise ValueError(f"{file} is not a readable safetensors file ({error}): truncated or "
+                       "not safetensors. Download or save it again.") from None
 
   single = os.path.join(path, "model.safetensors")
   index = os.path.join(path, "model.safetensors.index.json")
@@ -37,8 +43,7 @@ def _read_tensors(path: str) -> dict[str, np.ndarray]:
   if os.path.exists(single):
     return from_safetensors(single)
   if os.path.exists(index):
-    with open(index) as f:
-      files = sorted(set(json.load(f)["weight_map"].values()))
+    files = sorted(set(files.read_json(index)["weight_map"].values()))
     tensors = {}
     for file in files:
       tensors.update(from_safetensors(os.path.join(path, file)))
@@ -50,7 +55,18 @@ def _read_tensors(path: str) -> dict[str, np.ndarray]:
       raise ImportError(f"Reading {binary} needs torch (pip install torch==2.13.0), or "
                         "convert it to model.safetensors.") from e
     # weights_only: a pickle could run arbitrary code; this reads tensors and nothing else.
-    state = torch.load(binary, map_location="cpu", weights_only=True)
+    try:
+      state = torch.load(binary, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+      raise ValueError(
+          f"{binary} holds pickled code besides tensors, and bertlab will not run it (torch's "
+          "advice to retry with weights_only=False would execute it). If you trust its source, "
+          "convert it once in a separate process: transformers' "
+          "AutoModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True) writes "
+          "model.safetensors, which bertlab reads.") from None
+    except (RuntimeError, EOFError, OSError) as error:
+      raise ValueError(f"{binary} is not a readable PyTorch checkpoint ({error}): truncated "
+                       "or not a torch file.") from None
     return {k: v.float().numpy() if v.is_floating_point() else v.numpy()
             for k, v in state.items()}
   raise FileNotFoundError(f"{path} has no model.safetensors, model.safetensors.index.json "
@@ -132,13 +148,15 @@ def load_pretrained(path: str, dtype: str = "float32"):
     return workdir.load(path, dtype)
   if tf_checkpoints.is_tf_checkpoint(path):
     return tf_checkpoints.load(path, dtype)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{path} not found: no such directory, and no TF checkpoint with "
+                            f"that prefix ({path}.index).")
   config_file = os.path.join(path, "config.json")
   if not os.path.exists(config_file):
     raise FileNotFoundError(f"{path} holds no config.json: pass a Hugging Face directory, "
                             "a TF checkpoint (with bert_config.json / albert_config.json) or "
                             "a bertlab workdir.")
-  with open(config_file) as f:
-    hf = json.load(f)
+  hf = files.read_json(config_file)
   model_type = hf.get("model_type")
   if model_type not in layouts.HF_MODEL_TYPES:
     raise ValueError(f"{config_file}: model_type {model_type!r} is not supported; bertlab "

@@ -6,11 +6,12 @@ loaded by the same code as a Hugging Face directory, with the same errors for mi
 """
 
 import glob
-import json
 import os
 import re
 
 import numpy as np
+
+from bertlab import files
 
 # Optimizer slots and counters in pretraining checkpoints: not model weights.
 OPTIMIZER_VARIABLE = re.compile(r"(adam_[mv]|AdamWeightDecayOptimizer|LAMB|global_step)")
@@ -98,8 +99,7 @@ def _read_json_config(directory: str) -> dict | None:
   for file in ("config.json", "bert_config.json", "albert_config.json"):
     candidate = os.path.join(directory, file)
     if os.path.exists(candidate):
-      with open(candidate) as f:
-        return json.load(f)
+      return files.read_json(candidate)
   return None
 
 
@@ -128,16 +128,23 @@ def load(path: str, dtype: str = "float32"):
 
   from bertlab.hub import from_hf_tensors
   prefix = _checkpoint_prefix(path)
-  reader = tf.train.load_checkpoint(prefix)
-  names = [n for n in reader.get_variable_to_shape_map() if not OPTIMIZER_VARIABLE.search(n)]
-  model_type = _model_type(names)
-  if model_type == "electra":
-    names = [n for n in names if not n.startswith(("generator/", "generator_predictions/"))]
-  tensors = {}
-  for name in names:
-    key, transpose = hf_key(name, model_type)
-    value = np.asarray(reader.get_tensor(name))
-    tensors[key] = value.T if transpose else value
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    names = [n for n in reader.get_variable_to_shape_map() if not OPTIMIZER_VARIABLE.search(n)]
+    model_type = _model_type(names)
+    if model_type == "electra":
+      names = [n for n in names if not n.startswith(("generator/", "generator_predictions/"))]
+    tensors = {}
+    for name in names:
+      key, transpose = hf_key(name, model_type)
+      value = np.asarray(reader.get_tensor(name))
+      tensors[key] = value.T if transpose else value
+  except (tf.errors.OpError, IndexError) as error:  # TF says IndexError for short data
+    shards = sorted(glob.glob(prefix + ".*"))
+    detail = (str(error).strip().splitlines() or [""])[0][:300]
+    raise ValueError(
+        f"The TF checkpoint {prefix} does not read ({type(error).__name__}: {detail}); its files {', '.join(map(os.path.basename, shards))} "
+        "may be truncated or from different saves. Download them again.") from None
   directory = path if os.path.isdir(path) else os.path.dirname(path)
   hf = _read_json_config(directory)
   if hf is None:

@@ -23,8 +23,7 @@ def is_workdir(path: str) -> bool:
 
 
 def read_config(path: str) -> ml_collections.ConfigDict:
-  with files.open_file(os.path.join(path, CONFIG_FILE)) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(files.read_json(os.path.join(path, CONFIG_FILE)))
 
 
 def write_config(config, path: str):
