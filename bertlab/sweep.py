@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = runner.run_sweep(sweep, args.workdir, extra, progress=not args.no_progress)
   except Preempted as stop:  # the point is saved, not finished; the next points wait
     print(f"{stop} The sweep stopped; rerun it to go on.", flush=True)
-    return stop.exit_code
+    from bertlab.main import exit_now
+    exit_now(stop.exit_code)
   command = shlex.join(["python", "-m", "bertlab.sweep", args.experiment,
                         f"--workdir={args.workdir}", f"--scale={args.scale}"]
                        + [f"--set={item}" for item in args.set])
