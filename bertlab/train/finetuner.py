@@ -24,7 +24,8 @@ from bertlab.data import finetune as finetune_data
 from bertlab.models.config import ModelConfig
 from bertlab.models.encoder import copy_of_layer
 from bertlab.models.finetuning import FinetuningModel
-from bertlab.train import best_checkpoint, checkpoints, metrics as metric_lib, partitioning
+from bertlab.train import (best_checkpoint, checkpoints, metrics as metric_lib, partitioning,
+                           workdir_lock)
 from bertlab.train.optimizers import build_optimizer
 
 TASKS = ("glue", "squad", "ner")
@@ -300,7 +301,13 @@ def _split_arrays(job, split: str, config) -> dict:
 
 def finetune(config, workdir: str) -> dict:
   """Fine-tunes per `config` in `workdir` (resuming per epoch) and returns the best epoch's
-  metrics; prediction files go to `workdir/predictions/`."""
+  metrics; prediction files go to `workdir/predictions/`. One run per workdir, as in
+  pretraining (bertlab/train/workdir_lock.py)."""
+  with workdir_lock.WorkdirLock(workdir):
+    return _finetune(config, workdir)
+
+
+def _finetune(config, workdir: str) -> dict:
   model_cfg, encoder_params, job = _prepare(config)
   train_arrays = _split_arrays(job, "train", config)
   eval_arrays = {split: _split_arrays(job, split, config) for split in job.eval_splits}
@@ -311,9 +318,11 @@ def finetune(config, workdir: str) -> dict:
                      f"{batch_size}; lower train.batch_size.")
   finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, epochs * steps_per_epoch)
   from bertlab.hub import workdir as hub_workdir
-  hub_workdir.write_config(config, workdir)
   # checkpoints/: the last finished epoch's state, and the epoch and best record as its data.
   mngr = checkpoints.manager(workdir, config.train)
+  if mngr.latest_step() is not None:
+    hub_workdir.check_resume_config(config, workdir)
+  hub_workdir.write_config(config, workdir)
   start_epoch, best = 0, None
   if mngr.latest_step() is not None:
     state, progress = checkpoints.restore(mngr, mngr.latest_step(), finetuner.abstract_state,
