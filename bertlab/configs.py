@@ -135,7 +135,10 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
       # What a selected unit becomes: [MASK], a random token, else kept (BERT's 80/10/10;
       # ELECTRA's released pretraining: 0.85 and 0, no random tokens).
       mask_token_share=0.8, random_token_share=0.1,
-      max_span_words=10, dynamic_masking=True, dupe_factor=10,
+      max_span_words=10,
+      # span masking's sampler: bertlab (runs of whole words) or spanbert (the released code's
+      # anchors, spans cut short by the budget; bertlab/data/spanbert_sampler.py).
+      span_sampler="bertlab", dynamic_masking=True, dupe_factor=10,
       # Static masking: False masks one segmentation dupe_factor times; True cuts the
       # documents afresh for every dupe, as google-research bert's and albert's tools do.
       segment_per_dupe=False, seed=0))

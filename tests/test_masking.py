@@ -140,3 +140,44 @@ def test_electra_released_shares_mask_85_percent_and_keep_the_rest():
 def test_replacement_shares_beyond_one_name_both_keys():
   with pytest.raises(ValueError, match="mask_token_share.*random_token_share"):
     MaskingConfig("token", 0.15, 20, MASK_ID, VOCAB, mask_prob=0.9, random_prob=0.2)
+
+
+def test_released_spanbert_sampler_spends_the_budget_exactly_and_cuts_spans_short():
+  """`span_sampler=spanbert`: ceil(15% x maskable) pieces in every row, spans that start at a
+  word's first piece and never cross a [SEP], one decision per span, and, where bertlab only
+  selects whole runs of words, the budget cutting the last span short, even inside a word."""
+  def spans(kind, selected_row):
+    positions = np.flatnonzero(selected_row)
+    starts = positions[np.diff(np.concatenate([[-2], positions])) > 1]
+    ends = positions[np.diff(np.concatenate([positions, [10**6]])) > 1]
+    return zip(starts, ends)
+
+  kwargs = dict(rows=3000, seq_len=128, max_predictions=20, span_p=0.2, max_span_words=10)
+  batch, out = _mask("span", span_sampler="spanbert", **kwargs)
+  _, default = _mask("span", **kwargs)
+  kind = batch["token_kind"]
+  maskable = (kind > 0).sum(1)
+  selected = _selected(out, 128)
+  np.testing.assert_array_equal(selected.sum(1), np.minimum(np.ceil(maskable * 0.15), 20))
+  cut_in_a_word = {"spanbert": 0, "bertlab": 0}
+  for name, result in (("spanbert", out), ("bertlab", default)):
+    chosen = _selected(result, 128)
+    for row in range(len(kind)):
+      for start, end in spans(kind[row], chosen[row]):
+        assert kind[row, start] == 1 or kind[row, start - 1] == 0  # a word's first piece
+        assert (kind[row, start:end + 1] > 0).all()  # no [SEP] inside
+        cut_in_a_word[name] += int(kind[row, end + 1] == 2)
+        if name == "spanbert" and row < 300:
+          # One decision per span: all [MASK], all kept, or all replaced.
+          values = result["input_ids"][row, start:end + 1]
+          is_mask = values == MASK_ID
+          is_kept = values == batch["input_ids"][row, start:end + 1]
+          assert is_mask.all() or is_kept.all() or not (is_mask | is_kept).any()
+  assert cut_in_a_word["bertlab"] == 0
+  assert cut_in_a_word["spanbert"] > 0.1 * len(kind)
+  words = out["span_words"][out["span_words"] > 0]
+  reference = default["span_words"][default["span_words"] > 0]
+  assert words.mean() < reference.mean() - 0.1  # 2.97 against 3.15 words
+  # A pure function of the seed.
+  _, again = _mask("span", span_sampler="spanbert", **kwargs)
+  np.testing.assert_array_equal(again["input_ids"], out["input_ids"])

@@ -27,7 +27,12 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from bertlab.data import spanbert_sampler
+
 MASKINGS = ("token", "whole_word", "ngram", "span")
+# How `span` masking picks its spans: bertlab's runs of whole words (the default), or the
+# released SpanBERT code's anchors (bertlab/data/spanbert_sampler.py).
+SPAN_SAMPLERS = ("bertlab", "spanbert")
 _GREEDY_PASSES = 3
 
 
@@ -44,10 +49,14 @@ class MaskingConfig:
   max_span_words: int = 10
   mask_prob: float = 0.8
   random_prob: float = 0.1
+  span_sampler: str = "bertlab"
 
   def __post_init__(self):
     if self.masking not in MASKINGS:
       raise ValueError(f"Unknown data.masking {self.masking!r}; valid: {', '.join(MASKINGS)}.")
+    if self.span_sampler not in SPAN_SAMPLERS:
+      raise ValueError(f"Unknown data.span_sampler {self.span_sampler!r}; valid: "
+                       f"{', '.join(SPAN_SAMPLERS)}.")
     if not 0 < self.mask_rate < 1:
       raise ValueError(f"data.mask_rate={self.mask_rate} must be in (0, 1); BERT uses 0.15.")
     if min(self.mask_prob, self.random_prob) < 0 or self.mask_prob + self.random_prob > 1:
@@ -99,6 +108,27 @@ def _unit_ids(token_kind, config: MaskingConfig, seed):
   unit_start &= maskable
   unit = tf.cumsum(tf.cast(unit_start, tf.int32), axis=1) - 1
   return tf.where(maskable, unit, seq_len), maskable, word_start
+
+
+def _released_spans(token_kind, config: MaskingConfig, seed):
+  """SpanBERT's released sampler as units: each merged span is one selected unit (numbered
+  first, in position order), every other maskable token a unit of its own, never selected."""
+  seq_len = tf.shape(token_kind)[1]
+  runs = tf.numpy_function(
+      lambda kind, s: spanbert_sampler.sample_runs(
+          kind, s, config.mask_rate, config.max_predictions, config.span_p,
+          config.max_span_words).astype(np.int32),
+      [token_kind, seed], tf.int32, stateful=False)
+  runs = tf.reshape(runs, tf.shape(token_kind))
+  maskable = token_kind > 0
+  after_special = tf.pad(~maskable[:, :-1], [[0, 0], [1, 0]], constant_values=True)
+  word_start = tf.equal(token_kind, 1) | (maskable & after_special)
+  num_runs = tf.reduce_max(runs, axis=1, keepdims=True) + 1
+  unmasked = maskable & (runs < 0)
+  others = num_runs + tf.cumsum(tf.cast(unmasked, tf.int32), axis=1) - 1
+  unit = tf.where(runs >= 0, runs, tf.where(unmasked, others, seq_len))
+  selected = tf.range(seq_len + 1)[None] < num_runs
+  return unit, selected, maskable, word_start
 
 
 def _segment_sum(values, unit, num_units):
@@ -166,17 +196,21 @@ def mask_batch(batch: dict, config: MaskingConfig, seed) -> dict:
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
   batch_size, seq_len = tf.shape(ids)[0], tf.shape(ids)[1]
   num_units = seq_len + 1  # the last slot collects the tokens that are never masked
-  unit, maskable, word_start = _unit_ids(token_kind, config, seeds[0])
+  if config.masking == "span" and config.span_sampler == "spanbert":
+    unit, unit_selected, maskable, word_start = _released_spans(token_kind, config, seeds[0])
+  else:
+    unit, maskable, word_start = _unit_ids(token_kind, config, seeds[0])
   sizes = _segment_sum(tf.cast(maskable, tf.int32), unit, num_units)
   words = _segment_sum(tf.cast(word_start & maskable, tf.int32), unit, num_units)
-  valid = (sizes > 0) & (tf.range(num_units)[None] < seq_len)
-  num_maskable = tf.reduce_sum(tf.cast(maskable, tf.int32), axis=1)
-  budget = tf.cast(tf.round(tf.cast(num_maskable, tf.float32) * config.mask_rate), tf.int32)
-  budget = tf.minimum(tf.maximum(budget, tf.minimum(num_maskable, 1)), config.max_predictions)
-  priority = tf.random.stateless_uniform([batch_size, num_units], seeds[1])
-  coin = tf.random.stateless_uniform([batch_size], seeds[4])
-  unit_selected = _greedy_select(sizes, valid, budget, config.max_predictions, priority, coin,
-                                 0 if config.masking in ("ngram", "span") else _GREEDY_PASSES)
+  if not (config.masking == "span" and config.span_sampler == "spanbert"):
+    valid = (sizes > 0) & (tf.range(num_units)[None] < seq_len)
+    num_maskable = tf.reduce_sum(tf.cast(maskable, tf.int32), axis=1)
+    budget = tf.cast(tf.round(tf.cast(num_maskable, tf.float32) * config.mask_rate), tf.int32)
+    budget = tf.minimum(tf.maximum(budget, tf.minimum(num_maskable, 1)), config.max_predictions)
+    priority = tf.random.stateless_uniform([batch_size, num_units], seeds[1])
+    coin = tf.random.stateless_uniform([batch_size], seeds[4])
+    unit_selected = _greedy_select(sizes, valid, budget, config.max_predictions, priority, coin,
+                                   0 if config.masking in ("ngram", "span") else _GREEDY_PASSES)
 
   decision = tf.random.stateless_uniform([batch_size, num_units], seeds[2])
   token_selected = tf.gather(unit_selected, unit, batch_dims=1)

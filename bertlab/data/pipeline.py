@@ -87,7 +87,8 @@ def masking_config(data_config, tokenizer: Tokenizer,
       max_ngram=data_config.max_ngram, span_p=data_config.span_p,
       max_span_words=data_config.max_span_words,
       mask_prob=data_config.get("mask_token_share", 0.8),
-      random_prob=data_config.get("random_token_share", 0.1))
+      random_prob=data_config.get("random_token_share", 0.1),
+      span_sampler=data_config.get("span_sampler", "bertlab"))
 
 
 def _seed(*parts: int) -> tf.Tensor:
