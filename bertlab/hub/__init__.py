@@ -82,7 +82,8 @@ def _normalise_keys(tensors: dict, base: str) -> dict:
     renamed[key] = value
   if not any(k.startswith(base + ".") for k in renamed):
     renamed = {f"{base}.{k}" if k.split(".")[0] in ("embeddings", "encoder", "pooler",
-                                                   "embeddings_project") else k: v
+                                                   "embeddings_project", "layers",
+                                                   "final_norm") else k: v
                for k, v in renamed.items()}
   return renamed
 
@@ -113,10 +114,12 @@ def params_from_tensors(config: ModelConfig, tensors: dict[str, np.ndarray]) -> 
     tensor = np.asarray(tensors[entry.hf_key])
     used.add(entry.hf_key)
     expected = layouts.hf_shape(entry, shape)
+    expected = (expected[0] * entry.parts,) + expected[1:]  # a fused tensor holds all parts
     if tensor.shape != expected:
       problems.append(f"shape: {entry.hf_key} is {tuple(tensor.shape)} in the checkpoint; "
                       f"{entry.path} needs {expected}")
       continue
+    tensor = np.split(tensor, entry.parts)[entry.part]
     value = layouts.to_bertlab(entry, tensor, shape).astype(target.dtype)
     rows.setdefault(entry.path, {})[entry.copy] = value
   for alias, source in layouts.TIED_ALIASES.get(model_type, {}).items():
@@ -179,13 +182,14 @@ def tensors_from_params(config: ModelConfig, params) -> dict[str, np.ndarray]:
   if missing:
     raise CheckpointMismatch("These parameters have no place in a Hugging Face "
                              f"{layouts.hf_model_type(config)} checkpoint: {missing}")
-  tensors = {}
+  pieces = {}
   for entry in entries:
     value = np.asarray(jax.device_get(flat[entry.path]), np.float32)
     if entry.copy is not None:
       value = value[entry.copy]
-    tensors[entry.hf_key] = layouts.to_hf(entry, value)
-  return tensors
+    pieces.setdefault(entry.hf_key, {})[entry.part] = layouts.to_hf(entry, value)
+  return {key: parts[0] if len(parts) == 1 else np.concatenate([parts[i] for i in sorted(parts)])
+          for key, parts in pieces.items()}
 
 
 def save_pretrained(model, params, path: str) -> None:

@@ -11,9 +11,9 @@ import numpy as np
 from bertlab.models.config import ModelConfig
 from bertlab.models.encoder import copy_of_layer
 
-HF_MODEL_TYPES = ("bert", "albert", "roberta", "electra")
+HF_MODEL_TYPES = ("bert", "albert", "roberta", "electra", "modernbert")
 BASE_PREFIX = {"bert": "bert", "spanbert": "bert", "albert": "albert", "roberta": "roberta",
-               "electra": "electra"}
+               "electra": "electra", "modernbert": "model"}
 
 # Per-layer sub-layer names: bertlab path under block/ -> HF key under the layer prefix.
 BERT_LAYER = {
@@ -28,6 +28,14 @@ ALBERT_LAYER = {
     "attention/LayerNorm": "attention.LayerNorm", "ffn/intermediate": "ffn",
     "ffn/output": "ffn_output", "ffn/LayerNorm": "full_layer_layer_norm",
 }
+# ModernBERT: pre-norm layers, one fused Wqkv (query, key, value stacked on its output axis)
+# and Wi (GLU: activated half, then gate); layer 0 has no attn_norm.
+MODERNBERT_LAYER = {
+    "attention_norm": "attn_norm", "attention/query": "attn.Wqkv", "attention/key": "attn.Wqkv",
+    "attention/value": "attn.Wqkv", "attention/output": "attn.Wo", "ffn/LayerNorm": "mlp_norm",
+    "ffn/intermediate": "mlp.Wi", "ffn/output": "mlp.Wo",
+}
+FUSED_PART = {"attention/query": 0, "attention/key": 1, "attention/value": 2}
 # Input axes of each kernel in bertlab's layout (the attention output reads heads x kv).
 KERNEL_INPUT_AXES = {"attention/output": 2}
 
@@ -44,6 +52,8 @@ HEADS = {
         "electra": {"mlm/transform": "generator_predictions.dense",
                     "mlm/LayerNorm": "generator_predictions.LayerNorm",
                     "mlm/bias": "generator_lm_head.bias"},
+        "modernbert": {"mlm/transform": "head.dense", "mlm/LayerNorm": "head.norm",
+                       "mlm/bias": "decoder.bias"},
     },
     "sentence": {
         "bert": {"sentence/classifier": "cls.seq_relationship"},
@@ -64,6 +74,7 @@ TIED_ALIASES = {
     "roberta": {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
                 "lm_head.decoder.bias": "lm_head.bias"},
     "electra": {"generator_lm_head.weight": "electra.embeddings.word_embeddings.weight"},
+    "modernbert": {"decoder.weight": "model.embeddings.tok_embeddings.weight"},
 }
 # Buffers, not weights.
 IGNORED_SUFFIXES = ("position_ids", "token_type_ids")
@@ -76,6 +87,7 @@ HF_ARCHITECTURES = {
     ("roberta", ("mlm",)): "RobertaForMaskedLM", ("roberta", ()): "RobertaModel",
     ("electra", ("rtd",)): "ElectraForPreTraining", ("electra", ("mlm",)): "ElectraForMaskedLM",
     ("electra", ()): "ElectraModel",
+    ("modernbert", ("mlm",)): "ModernBertForMaskedLM", ("modernbert", ()): "ModernBertModel",
 }
 
 
@@ -86,33 +98,76 @@ class Entry:
   kind: str  # embedding | kernel | bias | scale
   copy: int | None = None  # row of a stacked (scanned) parameter
   input_axes: int = 1
+  # A slice of a fused HF tensor: part `part` of `parts` equal pieces along its first axis.
+  part: int = 0
+  parts: int = 1
 
 
 def hf_model_type(config: ModelConfig) -> str:
   return "bert" if config.family == "spanbert" else config.family
 
 
-def _dense(path, hf, **kw):
-  return [Entry(f"{path}/kernel", f"{hf}.weight", "kernel", **kw),
-          Entry(f"{path}/bias", f"{hf}.bias", "bias", **kw)]
+def _dense(path, hf, bias=True, **kw):
+  return [Entry(f"{path}/kernel", f"{hf}.weight", "kernel", **kw)] + (
+      [Entry(f"{path}/bias", f"{hf}.bias", "bias", **kw)] if bias else [])
 
 
-def _norm(path, hf, **kw):
-  return [Entry(f"{path}/scale", f"{hf}.weight", "scale", **kw),
-          Entry(f"{path}/bias", f"{hf}.bias", "bias", **kw)]
+def _norm(path, hf, bias=True, **kw):
+  return [Entry(f"{path}/scale", f"{hf}.weight", "scale", **kw)] + (
+      [Entry(f"{path}/bias", f"{hf}.bias", "bias", **kw)] if bias else [])
 
 
-def _module(path, hf, **kw):
-  if path.endswith("LayerNorm"):
-    return _norm(path, hf, **kw)
+def _module(path, hf, dense_bias=True, norm_bias=True, **kw):
+  if path.endswith(("LayerNorm", "_norm")):
+    return _norm(path, hf, norm_bias, **kw)
   if path.endswith("/bias"):
     return [Entry(path, hf, "bias", **kw)]
-  return _dense(path, hf, **kw)
+  return _dense(path, hf, dense_bias, **kw)
+
+
+def _modernbert_layout(config: ModelConfig) -> list[Entry]:
+  """ModernBertModel / ModernBertForMaskedLM: one set of weights per layer."""
+  needed = dict(norm_position="pre", first_attention_norm=False, feed_forward="glu",
+                norm_kind="layer_norm", position_embedding="rotary", type_vocab_size=0,
+                use_pooler=False, embed_size=config.hidden_size,
+                num_hidden_groups=config.num_layers)
+  if config.groups != config.num_layers:
+    raise ValueError("A modernbert checkpoint has one set of weights per layer; "
+                     f"num_hidden_groups={config.groups} has no such layout.")
+  wrong = [f"model.{k}={getattr(config, k if k != 'num_hidden_groups' else 'groups')!r} "
+           f"(needs {v!r})" for k, v in needed.items()
+           if getattr(config, k if k != "num_hidden_groups" else "groups") != v]
+  if wrong:
+    raise ValueError("A modernbert checkpoint holds ModernBERT's architecture; this config "
+                     "differs: " + "; ".join(wrong) + ". Start from configs/modernbert.py.")
+  biases = dict(dense_bias=config.dense_bias, norm_bias=config.norm_bias)
+  entries = [Entry("encoder/embeddings/word_embeddings/embedding",
+                   "model.embeddings.tok_embeddings.weight", "embedding")]
+  entries += _norm("encoder/embeddings/LayerNorm", "model.embeddings.norm", config.norm_bias)
+  for path, hf in MODERNBERT_LAYER.items():
+    copies = copy_of_layer(config, path.split("/")[0])
+    for j in range(len(np.unique(copies))):
+      # The checkpoint's layer: the first that really uses copy j (attn_norm: from layer 1).
+      layer = int(np.flatnonzero(copies == j)[-1 if path == "attention_norm" else 0])
+      fused = dict(part=FUSED_PART[path], parts=3) if path in FUSED_PART else {}
+      entries += _module(f"encoder/layers/block/{path}", f"model.layers.{layer}.{hf}", copy=j,
+                         input_axes=KERNEL_INPUT_AXES.get(path, 1), **fused, **biases)
+  entries += _norm("encoder/final_norm", "model.final_norm", config.norm_bias)
+  for head in config.heads:
+    table = HEADS.get(head, {}).get("modernbert")
+    if table is None:
+      raise ValueError(f"A Hugging Face modernbert checkpoint has no place for the {head!r} "
+                       "head; drop it from model.heads to export the rest.")
+    for path, hf in table.items():
+      entries += _module(path, hf, **biases)
+  return entries
 
 
 def layout(config: ModelConfig) -> list[Entry]:
   """Every parameter of a PretrainingModel with `config`, and its Hugging Face key."""
   model_type = hf_model_type(config)
+  if model_type == "modernbert":
+    return _modernbert_layout(config)
   base = BASE_PREFIX[config.family]
   entries = [Entry("encoder/embeddings/word_embeddings/embedding",
                    f"{base}.embeddings.word_embeddings.weight", "embedding")]
@@ -183,7 +238,79 @@ def to_hf(entry: Entry, value: np.ndarray) -> np.ndarray:
 
 
 HF_ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-                  "gelu_fast": "gelu_tanh", "relu": "relu"}
+                  "gelu_fast": "gelu_tanh", "relu": "relu", "silu": "silu", "swish": "silu"}
+TO_HF_ACTIVATION = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu", "silu": "silu"}
+
+
+def _modernbert_rope(hf: dict) -> tuple[float, float]:
+  """(global, local) rotary bases: transformers 5's rope_parameters, or the published
+  checkpoints' global_rope_theta / local_rope_theta."""
+  params = hf.get("rope_parameters") or {}
+  if "full_attention" in params:
+    return (params["full_attention"]["rope_theta"],
+            params.get("sliding_attention", params["full_attention"])["rope_theta"])
+  return hf.get("global_rope_theta", 160000.0), hf.get("local_rope_theta", 10000.0)
+
+
+def _modernbert_config_from_hf(hf: dict, heads: tuple[str, ...]) -> ModelConfig:
+  layers = hf["num_hidden_layers"]
+  every = hf.get("global_attn_every_n_layers", 3)
+  types = hf.get("layer_types")
+  if types is not None:
+    pattern = ["full_attention" if i % every == 0 else "sliding_attention"
+               for i in range(layers)]
+    if list(types) != pattern:
+      raise ValueError(f"layer_types={types} is not a global layer every {every} layers; "
+                       "bertlab's sliding-window layers follow global_attn_every_n_layers.")
+  biases = {k: hf.get(k, False) for k in ("attention_bias", "mlp_bias", "classifier_bias")}
+  if len(set(biases.values())) != 1:
+    raise ValueError(f"{biases}: bertlab has one switch (model.dense_bias) for these; a "
+                     "checkpoint with some and not others cannot be loaded.")
+  if not hf.get("decoder_bias", True):
+    raise ValueError("decoder_bias=False: bertlab's MLM head always has a decoder bias.")
+  act = hf.get("hidden_activation", "gelu")
+  if act not in HF_ACTIVATIONS:
+    raise ValueError(f"hidden_activation={act!r} is not one of {sorted(HF_ACTIVATIONS)}.")
+  head_act = hf.get("classifier_activation", act)
+  if head_act not in HF_ACTIVATIONS:
+    raise ValueError(f"classifier_activation={head_act!r} is not one of "
+                     f"{sorted(HF_ACTIVATIONS)}.")
+  global_theta, local_theta = _modernbert_rope(hf)
+  return ModelConfig(
+      family="modernbert", vocab_size=hf["vocab_size"], hidden_size=hf["hidden_size"],
+      num_layers=layers, num_heads=hf["num_attention_heads"],
+      intermediate_size=hf["intermediate_size"], type_vocab_size=0,
+      max_position_embeddings=hf.get("max_position_embeddings", 8192),
+      position_embedding="rotary", rope_theta=global_theta, local_rope_theta=local_theta,
+      local_attention_window=hf.get("local_attention", 128), global_attention_every=every,
+      pad_token_id=hf.get("pad_token_id") or 0, hidden_act=HF_ACTIVATIONS[act],
+      head_act=HF_ACTIVATIONS[head_act], feed_forward="glu", layer_norm_eps=hf.get("norm_eps", 1e-5), norm_position="pre",
+      norm_bias=hf.get("norm_bias", False), dense_bias=biases["attention_bias"],
+      first_attention_norm=False, dropout_rate=hf.get("mlp_dropout", 0.0),
+      attention_dropout_rate=hf.get("attention_dropout", 0.0),
+      initializer_range=hf.get("initializer_range", 0.02), use_pooler=False, heads=heads)
+
+
+def _modernbert_config_to_hf(config: ModelConfig, architecture: str) -> dict:
+  _modernbert_layout(config)  # refuses what the checkpoint cannot hold
+  every = config.global_attention_every if config.local_attention_window else 1
+  return dict(
+      model_type="modernbert", architectures=[architecture], vocab_size=config.vocab_size,
+      hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,
+      num_attention_heads=config.num_heads, intermediate_size=config.intermediate_size,
+      hidden_activation=TO_HF_ACTIVATION[config.hidden_act],
+      classifier_activation=TO_HF_ACTIVATION[config.head_act or config.hidden_act],
+      max_position_embeddings=config.max_position_embeddings, norm_eps=config.layer_norm_eps,
+      norm_bias=config.norm_bias, attention_bias=config.dense_bias, mlp_bias=config.dense_bias,
+      classifier_bias=config.dense_bias, decoder_bias=True,
+      global_rope_theta=config.rope_theta,
+      local_rope_theta=config.local_rope_theta or config.rope_theta,
+      # transformers' masks need a positive window even when every layer is global.
+      local_attention=config.local_attention_window or 2 * config.max_position_embeddings,
+      global_attn_every_n_layers=every, embedding_dropout=config.dropout_rate,
+      mlp_dropout=config.dropout_rate, attention_dropout=config.attention_dropout_rate,
+      initializer_range=config.initializer_range, pad_token_id=config.pad_token_id,
+      tie_word_embeddings=True)
 
 
 def config_from_hf(hf: dict, heads: tuple[str, ...], use_pooler: bool) -> ModelConfig:
@@ -192,6 +319,8 @@ def config_from_hf(hf: dict, heads: tuple[str, ...], use_pooler: bool) -> ModelC
   if model_type not in HF_MODEL_TYPES:
     raise ValueError(f"model_type {model_type!r} is not supported; bertlab loads "
                      f"{', '.join(HF_MODEL_TYPES)}.")
+  if model_type == "modernbert":
+    return _modernbert_config_from_hf(hf, heads)
   if hf.get("position_embedding_type", "absolute") != "absolute":
     raise ValueError(f"position_embedding_type={hf['position_embedding_type']!r}: only "
                      "absolute position embeddings are supported.")
@@ -219,6 +348,11 @@ def config_from_hf(hf: dict, heads: tuple[str, ...], use_pooler: bool) -> ModelC
 
 def config_to_hf(config: ModelConfig) -> dict:
   model_type = hf_model_type(config)
+  if model_type == "modernbert":
+    architecture = HF_ARCHITECTURES.get((model_type, tuple(config.heads)))
+    if architecture is None:
+      raise ValueError(f"No Hugging Face modernbert architecture has the heads {config.heads}.")
+    return _modernbert_config_to_hf(config, architecture)
   if config.position_embedding != "learned":
     raise ValueError("BERT-family Hugging Face checkpoints hold learned position embeddings; "
                      f"position_embedding={config.position_embedding!r} cannot be exported.")
@@ -226,7 +360,7 @@ def config_to_hf(config: ModelConfig) -> dict:
   architecture = HF_ARCHITECTURES.get((model_type, heads))
   if architecture is None:
     raise ValueError(f"No Hugging Face {model_type} architecture has the heads {heads}.")
-  act = {"gelu": "gelu", "gelu_tanh": "gelu_new", "relu": "relu"}[config.hidden_act]
+  act = TO_HF_ACTIVATION[config.hidden_act]
   hf = dict(
       model_type=model_type, architectures=[architecture], vocab_size=config.vocab_size,
       hidden_size=config.hidden_size, num_hidden_layers=config.num_layers,

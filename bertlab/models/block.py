@@ -1,7 +1,9 @@
-"""One post-LN Transformer layer (BERT, Section 3): attention then feed-forward.
+"""One Transformer layer: attention then feed-forward, post-norm (BERT, Section 3) or pre-norm.
 
-The two sub-layers are separate modules, each with its residual and LayerNorm, because
-ALBERT shares them independently across layers (`sharing`, ALBERT Table 4).
+The two sub-layers are separate modules, each with its residual and norm, because ALBERT shares
+them independently across layers (`sharing`, ALBERT Table 4). Pre-norm keeps the attention's
+input norm in a module of its own, `attention_norm`, so that ModernBERT's first layer can go
+without one (the encoder stores no copy for it; `model.first_attention_norm`).
 """
 
 import flax.linen as nn
@@ -10,7 +12,7 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
 from bertlab.models.config import ModelConfig
-from bertlab.models.embeddings import dense_init, layer_norm
+from bertlab.models.embeddings import dense_init, norm
 from bertlab.models.rotary import rotate
 
 
@@ -19,6 +21,7 @@ def activation(name: str):
       "gelu": lambda x: jax.nn.gelu(x, approximate=False),  # exact erf GELU, as BERT
       "gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),  # HF's "gelu_new" (ALBERT)
       "relu": jax.nn.relu,
+      "silu": jax.nn.silu,  # SwiGLU's gate
   }[name]
 
 
@@ -34,28 +37,31 @@ def _logical_flat_init(init, names):
   return lambda *args, **kwargs: _FlatBox(init(*args, **kwargs), names)
 
 
-def dense(config: ModelConfig, features, axes, name, axis=-1):
+def dense(config: ModelConfig, features, axes, name, axis=-1, use_bias: bool = True):
   """A Dense (or DenseGeneral) with logical axis names on kernel and bias."""
   bias_axes = axes[-1:] if isinstance(features, int) else axes[-len(features):]
   return nn.DenseGeneral(
       features, axis=axis, dtype=config.compute_dtype, param_dtype=config.weights_dtype,
-      kernel_init=_logical_flat_init(dense_init(config), axes),
+      use_bias=use_bias, kernel_init=_logical_flat_init(dense_init(config), axes),
       bias_init=_logical_flat_init(nn.initializers.zeros, bias_axes), name=name)
 
 
 class SelfAttention(nn.Module):
-  """Multi-head self-attention, dropout, residual and LayerNorm.
+  """Multi-head self-attention, dropout and the residual; post-norm adds its LayerNorm.
 
   `rotary` is (cos, sin) of the tokens' positions when positions are rotary, else None.
+  `normed` (pre-norm) is the normed input the projections read; the residual adds to `x`.
   """
 
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, attention_bias, rotary=None, deterministic: bool = True):
+  def __call__(self, x, attention_bias, rotary=None, deterministic: bool = True, normed=None):
     config = self.config
+    h = x if normed is None else normed
     heads = (config.num_heads, config.head_dim)
-    project = lambda name: dense(config, heads, ("embed", "heads", "kv"), name)(x)
+    project = lambda name: dense(config, heads, ("embed", "heads", "kv"), name,
+                                 use_bias=config.dense_bias)(h)
     query = checkpoint_name(project("query"), "query_proj")
     key = checkpoint_name(project("key"), "key_proj")
     value = checkpoint_name(project("value"), "value_proj")
@@ -67,30 +73,55 @@ class SelfAttention(nn.Module):
     probs = nn.Dropout(config.attention_dropout_rate)(probs, deterministic=deterministic)
     context = jnp.einsum("bhqk,bkhd->bqhd", probs, value)
     out = dense(config, config.hidden_size, ("heads", "kv", "embed"), "output",
-                axis=(-2, -1))(context)
+                axis=(-2, -1), use_bias=config.dense_bias)(context)
     out = checkpoint_name(out, "attention_out")
     out = nn.Dropout(config.dropout_rate)(out, deterministic=deterministic)
-    return layer_norm(config, "LayerNorm")(x + out)
+    if config.norm_position == "pre":
+      return x + out
+    return norm(config, "LayerNorm")(x + out)
 
 
 class FeedForward(nn.Module):
-  """Dense to intermediate_size, activation, dense back, dropout, residual and LayerNorm."""
+  """Dense to intermediate_size, activation (or a gated linear unit), dense back, dropout and
+  the residual; the norm ("LayerNorm") before it (pre-norm) or after the sum (post-norm)."""
 
   config: ModelConfig
 
   @nn.compact
   def __call__(self, x, deterministic: bool = True):
     config = self.config
-    h = dense(config, config.intermediate_size, ("embed", "mlp"), "intermediate")(x)
-    h = checkpoint_name(activation(config.hidden_act)(h), "mlp_hidden")
-    h = dense(config, config.hidden_size, ("mlp", "embed"), "output")(h)
+    layer_norm = norm(config, "LayerNorm")
+    h = layer_norm(x) if config.norm_position == "pre" else x
+    act = activation(config.hidden_act)
+    if config.feed_forward == "glu":
+      # [.., 2, I]: the activated half, then the gate (ModernBERT's Wi, split in two).
+      h = dense(config, (2, config.intermediate_size), ("embed", None, "mlp"), "intermediate",
+                use_bias=config.dense_bias)(h)
+      h = act(h[..., 0, :]) * h[..., 1, :]
+    else:
+      h = dense(config, config.intermediate_size, ("embed", "mlp"), "intermediate",
+                use_bias=config.dense_bias)(h)
+      h = act(h)
+    h = checkpoint_name(h, "mlp_hidden")
+    h = dense(config, config.hidden_size, ("mlp", "embed"), "output",
+              use_bias=config.dense_bias)(h)
     h = nn.Dropout(config.dropout_rate)(h, deterministic=deterministic)
-    return layer_norm(config, "LayerNorm")(x + h)
+    return x + h if config.norm_position == "pre" else layer_norm(x + h)
+
+
+def _per_layer(local, global_value, local_value):
+  """This layer's value: the local one where it attends within the window."""
+  if local_value is None:
+    return global_value
+  return jax.tree.map(lambda g, l: jnp.where(local, l, g), global_value, local_value)
 
 
 class TransformerBlock(nn.Module):
   """One layer; returns `(x, x)` so a scan over it also yields every hidden state.
 
+  `attention_bias` and `rotary` are (global, local) pairs (local None without sliding-window
+  layers or a local rotary base); `layer` holds this layer's scanned flags: `local` and
+  `attention_norm` (pre-norm: whether its attention input is normed).
   `deterministic` is an attribute, not an argument, so remat needs no static_argnums.
   """
 
@@ -99,9 +130,16 @@ class TransformerBlock(nn.Module):
   return_hidden: bool = True
 
   @nn.compact
-  def __call__(self, x, attention_bias, rotary=None):
+  def __call__(self, x, attention_bias, rotary, layer):
+    config = self.config
     x = nn.with_logical_constraint(x, ("batch", "length", "embed"))
-    x = SelfAttention(self.config, name="attention")(x, attention_bias, rotary,
-                                                     self.deterministic)
-    x = FeedForward(self.config, name="ffn")(x, self.deterministic)
+    bias = _per_layer(layer["local"], *attention_bias)
+    tables = None if rotary is None else _per_layer(layer["local"], *rotary)
+    normed = None
+    if config.norm_position == "pre":
+      normed = norm(config, "attention_norm")(x)
+      if not config.first_attention_norm:
+        normed = jnp.where(layer["attention_norm"], normed, x)
+    x = SelfAttention(config, name="attention")(x, bias, tables, self.deterministic, normed)
+    x = FeedForward(config, name="ffn")(x, self.deterministic)
     return x, (x if self.return_hidden else None)

@@ -9,12 +9,16 @@ import difflib
 from typing import Any
 
 import jax.numpy as jnp
+import numpy as np
 
 SHARING_CHOICES = ("all", "attention", "ffn", "none")
-ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
+NORM_POSITIONS = ("post", "pre")
+NORM_KINDS = ("layer_norm", "rms_norm")
+FEED_FORWARDS = ("mlp", "glu")
 POSITION_EMBEDDINGS = ("learned", "sinusoidal", "rotary")
 HEAD_CHOICES = ("mlm", "sentence", "rtd", "sbo")
-FAMILIES = ("bert", "albert", "roberta", "electra", "spanbert")
+FAMILIES = ("bert", "albert", "roberta", "electra", "spanbert", "modernbert")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +49,31 @@ class ModelConfig:
   positions_from_padding: bool = False
   pad_token_id: int = 0
   hidden_act: str = "gelu"
+  # mlp: dense, activation, dense. glu: activation(x W) * (x V), then dense (GeGLU with gelu,
+  # SwiGLU with silu; ModernBERT); W and V are the two halves of one 2 x intermediate_size dense.
+  feed_forward: str = "mlp"
+  # The MLM head's activation; None: hidden_act (ModernBERT's classifier_activation).
+  head_act: str | None = None
   layer_norm_eps: float = 1e-12
+  # post: norm(x + f(x)) (BERT). pre: x + f(norm(x)), and a final norm after the last layer
+  # (ModernBERT and most encoders since).
+  norm_position: str = "post"
+  # layer_norm or rms_norm (no mean subtraction, no bias); ModernBERT: LayerNorm without bias.
+  norm_kind: str = "layer_norm"
+  norm_bias: bool = True
+  # Biases on the encoder's dense layers and on the MLM head's transform (ModernBERT: none).
+  dense_bias: bool = True
+  # Pre-norm only: False leaves the first layer's attention input as the embeddings give it
+  # (ModernBERT: the embedding norm has already normalised it; no parameters stored for it).
+  first_attention_norm: bool = True
+  # Sliding-window attention (ModernBERT, Longformer): 0 keeps every layer global; else the
+  # local layers see the tokens within local_attention_window // 2 on either side, and layers
+  # 0, N, 2N, ... (N = global_attention_every) stay global.
+  local_attention_window: int = 0
+  global_attention_every: int = 1
+  # The rotary base of the local layers; None: rope_theta (ModernBERT: 10,000 local, 160,000
+  # global).
+  local_rope_theta: float | None = None
   dropout_rate: float = 0.1
   attention_dropout_rate: float = 0.1
   initializer_range: float = 0.02
@@ -68,7 +96,24 @@ class ModelConfig:
     check_choice("family", self.family, FAMILIES)
     check_choice("sharing", self.sharing, SHARING_CHOICES)
     check_choice("hidden_act", self.hidden_act, ACTIVATIONS)
+    if self.head_act is not None:
+      check_choice("head_act", self.head_act, ACTIVATIONS)
     check_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
+    check_choice("norm_position", self.norm_position, NORM_POSITIONS)
+    check_choice("norm_kind", self.norm_kind, NORM_KINDS)
+    check_choice("feed_forward", self.feed_forward, FEED_FORWARDS)
+    if self.norm_kind == "rms_norm" and self.norm_bias:
+      raise ValueError("model.norm_kind='rms_norm' has no bias; set model.norm_bias=False.")
+    if not self.first_attention_norm and self.norm_position != "pre":
+      raise ValueError("model.first_attention_norm=False needs model.norm_position='pre' "
+                       "(a post-norm layer's norm is on its output, not its input).")
+    if self.local_attention_window < 0 or self.global_attention_every < 1:
+      raise ValueError(
+          f"model.local_attention_window={self.local_attention_window} must be >= 0 (0: all "
+          f"global) and model.global_attention_every={self.global_attention_every} >= 1.")
+    if self.local_rope_theta is not None and self.position_embedding != "rotary":
+      raise ValueError("model.local_rope_theta is a rotary setting; set "
+                       "model.position_embedding='rotary' or leave it None.")
     for head in self.heads:
       check_choice("heads", head, HEAD_CHOICES)
     if self.hidden_size % self.num_heads:
@@ -83,6 +128,12 @@ class ModelConfig:
   @property
   def groups(self) -> int:
     return self.num_layers if self.num_hidden_groups is None else self.num_hidden_groups
+
+  @property
+  def local_layers(self):
+    """For each layer, whether it attends within the sliding window (numpy bools)."""
+    layers = np.arange(self.num_layers)
+    return (self.local_attention_window > 0) & (layers % self.global_attention_every != 0)
 
   @property
   def embed_size(self) -> int:

@@ -16,12 +16,16 @@ def dense_init(config: ModelConfig):
   return nn.initializers.truncated_normal(stddev=config.initializer_range)
 
 
-def layer_norm(config: ModelConfig, name: str, axis_name: str = "embed") -> nn.LayerNorm:
+def norm(config: ModelConfig, name: str, axis_name: str = "embed") -> nn.Module:
+  """The configured norm: LayerNorm (with or without bias) or RMSNorm (`model.norm_kind`)."""
+  scale_init = nn.with_logical_partitioning(nn.initializers.ones, (axis_name,))
+  common = dict(epsilon=config.layer_norm_eps, dtype=config.compute_dtype,
+                param_dtype=config.weights_dtype, name=name, scale_init=scale_init)
+  if config.norm_kind == "rms_norm":
+    return nn.RMSNorm(**common)
   return nn.LayerNorm(
-      epsilon=config.layer_norm_eps, dtype=config.compute_dtype,
-      param_dtype=config.weights_dtype, name=name,
-      scale_init=nn.with_logical_partitioning(nn.initializers.ones, (axis_name,)),
-      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (axis_name,)))
+      use_bias=config.norm_bias,
+      bias_init=nn.with_logical_partitioning(nn.initializers.zeros, (axis_name,)), **common)
 
 
 def sinusoidal_positions(length: int, width: int) -> np.ndarray:
@@ -87,7 +91,7 @@ class Embeddings(nn.Module):
           config.max_position_embeddings, "position_embeddings", None)
     if config.type_vocab_size:
       self.token_type_embeddings = embed(config.type_vocab_size, "token_type_embeddings", None)
-    self.norm = layer_norm(config, "LayerNorm")
+    self.norm = norm(config, "LayerNorm")
     self.dropout = nn.Dropout(config.dropout_rate)
 
   def __call__(self, input_ids, token_type_ids=None, deterministic: bool = True,

@@ -6,6 +6,10 @@ each sub-layer (attention, ffn) is stored once per distinct copy, with a leading
 axis of `num_hidden_groups` when shared within a group and of `num_layers` when not, and
 `nn.map_variables` gathers the copies into the per-layer stack the scan consumes. Gradients
 of a shared copy are summed over the layers that use it by the gather's transpose.
+A pre-norm stack's `attention_norm` follows its attention's sharing, less the copy that only a
+skipped first-layer norm would use (ModernBERT). What differs between layers (sliding-window or
+global attention, a skipped norm) enters the scan as per-layer flags, so the stack stays one
+scanned body however the layers alternate.
 """
 
 from typing import Any
@@ -18,10 +22,10 @@ import numpy as np
 
 from bertlab.models.block import TransformerBlock, dense
 from bertlab.models.config import ModelConfig
-from bertlab.models.embeddings import Embeddings, position_ids
+from bertlab.models.embeddings import Embeddings, norm, position_ids
 from bertlab.models.rotary import rotary_tables
 
-SUBLAYERS = ("attention", "ffn")
+SUBLAYERS = ("attention", "ffn", "attention_norm")
 
 REMAT_POLICIES = {
     "full": jax.checkpoint_policies.nothing_saveable,
@@ -43,8 +47,24 @@ class EncoderOutput:
 def copy_of_layer(config: ModelConfig, sublayer: str) -> np.ndarray:
   """For each layer, the index of the stored copy of `sublayer` it uses."""
   layers = np.arange(config.num_layers)
+  if sublayer == "attention_norm":
+    copies = copy_of_layer(config, "attention")
+    if config.first_attention_norm or config.num_layers == 1:
+      return copies
+    # Only copies some layer really normalises with are stored; the skipped first layer
+    # borrows copy 0 and ignores it (its flag in `layer_flags`).
+    used = np.unique(copies[1:])
+    return np.where(layers == 0, 0, np.searchsorted(used, copies))
   shared = config.sharing in ("all", sublayer)
   return layers // (config.num_layers // config.groups) if shared else layers
+
+
+def layer_flags(config: ModelConfig) -> dict[str, jax.Array]:
+  """What differs between layers, scanned over with them: `local` (sliding-window attention)
+  and `attention_norm` (False on a pre-norm first layer that skips it)."""
+  layers = np.arange(config.num_layers)
+  return {"local": jnp.asarray(config.local_layers),
+          "attention_norm": jnp.asarray(config.first_attention_norm | (layers > 0))}
 
 
 def _map_sublayers(variables, fn):
@@ -83,15 +103,19 @@ def layers_to_stored_copies(config: ModelConfig):
   return lambda variables: _map_sublayers(variables, compress)
 
 
-def attention_bias(attention_mask, sequence_ids=None, dtype=jnp.float32):
+def attention_bias(attention_mask, sequence_ids=None, dtype=jnp.float32, window: int = 0):
   """[B, T] 1/0 mask -> additive [B, 1, 1, T] bias: the one place padding enters attention.
 
   With `sequence_ids` (a packed row) the bias is [B, 1, T, T]: a token sees only the tokens of
-  its own sequence.
+  its own sequence. With `window` > 0 (sliding-window attention) it is [B, 1, T, T] and a
+  token sees only those within window // 2 positions of it (ModernBERT's local layers).
   """
   allowed = attention_mask[:, None, None, :] > 0
   if sequence_ids is not None:
     allowed = allowed & (sequence_ids[:, None, :, None] == sequence_ids[:, None, None, :])
+  if window:
+    index = jnp.arange(attention_mask.shape[1])
+    allowed = allowed & (jnp.abs(index[:, None] - index[None, :]) <= window // 2)
   return jnp.where(allowed, 0.0, jnp.finfo(dtype).min).astype(dtype)
 
 
@@ -103,6 +127,7 @@ class LayerStack(nn.Module):
   @nn.compact
   def __call__(self, x, bias, rotary=None, deterministic: bool = True,
                return_hidden: bool = True):
+    """`bias` and `rotary`: (global, local) pairs, see TransformerBlock."""
     config = self.config
     block = TransformerBlock
     if config.remat_policy is not None:
@@ -114,13 +139,14 @@ class LayerStack(nn.Module):
     # parameters and results are the same either way.
     scanned = nn.scan(
         block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-        in_axes=(nn.broadcast, nn.broadcast), length=config.num_layers,
+        in_axes=(nn.broadcast, nn.broadcast, 0), length=config.num_layers,
         unroll=1 if config.scan_layers else config.num_layers,
         metadata_params={nn.PARTITION_NAME: "layers"})
     shared = nn.map_variables(
         scanned, "params", trans_in_fn=stored_copies_to_layers(config),
         trans_out_fn=layers_to_stored_copies(config), init=self.is_initializing())
-    return shared(config, deterministic, return_hidden, name="block")(x, bias, rotary)
+    return shared(config, deterministic, return_hidden, name="block")(
+        x, bias, rotary, layer_flags(config))
 
 
 class Encoder(nn.Module):
@@ -141,6 +167,8 @@ class Encoder(nn.Module):
       self.embedding_projection = dense(config, config.hidden_size, (None, "embed"),
                                         "embedding_projection")
     self.layers = LayerStack(config)
+    if config.norm_position == "pre":
+      self.final_norm = norm(config, "final_norm")
     if config.use_pooler:
       self.pooler = dense(config, config.hidden_size, ("embed", None), "pooler")
 
@@ -163,14 +191,26 @@ class Encoder(nn.Module):
     x = self.word_embeddings()(input_ids, token_type_ids, deterministic, sequence_ids)
     if config.embed_size != config.hidden_size:
       x = self.embedding_projection(x)
+    any_local = bool(config.local_layers.any())
     rotary = None
     if config.position_embedding == "rotary":
-      rotary = rotary_tables(position_ids(config, input_ids, sequence_ids), config.head_dim,
-                             config.rope_theta, config.compute_dtype)
-    last, per_layer = self.layers(x, attention_bias(attention_mask, sequence_ids), rotary,
-                                  deterministic, output_hidden_states)
+      positions = position_ids(config, input_ids, sequence_ids)
+      tables = lambda theta: rotary_tables(positions, config.head_dim, theta,
+                                           config.compute_dtype)
+      local_theta = config.local_rope_theta
+      rotary = (tables(config.rope_theta),
+                tables(local_theta) if any_local and local_theta not in (None, config.rope_theta)
+                else None)
+    bias = (attention_bias(attention_mask, sequence_ids),
+            attention_bias(attention_mask, sequence_ids, window=config.local_attention_window)
+            if any_local else None)
+    last, per_layer = self.layers(x, bias, rotary, deterministic, output_hidden_states)
+    if config.norm_position == "pre":
+      last = self.final_norm(last)
     hidden_states = None
     if output_hidden_states:
-      hidden_states = (x,) + tuple(per_layer[i] for i in range(config.num_layers))
+      # The last is the encoder's output (after a pre-norm stack's final norm), as in
+      # transformers, so hidden_states[-1] is last_hidden_state for every family.
+      hidden_states = (x,) + tuple(per_layer[i] for i in range(config.num_layers - 1)) + (last,)
     pooled = jnp.tanh(self.pooler(last[:, 0])) if config.use_pooler else None
     return EncoderOutput(last, pooled, hidden_states)

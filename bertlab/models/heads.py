@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from bertlab.models.block import activation, dense
 from bertlab.models.config import ModelConfig
-from bertlab.models.embeddings import layer_norm
+from bertlab.models.embeddings import norm
 
 
 class MLMHead(nn.Module):
@@ -22,8 +22,10 @@ class MLMHead(nn.Module):
   @nn.compact
   def __call__(self, x, decode: Callable):
     config = self.config
-    x = dense(config, config.embed_size, ("embed", None), "transform")(x)
-    x = layer_norm(config, "LayerNorm", axis_name=None)(activation(config.hidden_act)(x))
+    x = dense(config, config.embed_size, ("embed", None), "transform",
+              use_bias=config.dense_bias)(x)
+    x = activation(config.head_act or config.hidden_act)(x)
+    x = norm(config, "LayerNorm", axis_name=None)(x)
     bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("vocab",)),
                       (config.vocab_size,), config.weights_dtype)
     return decode(x) + bias.astype(config.compute_dtype)
@@ -88,9 +90,9 @@ class SpanBoundaryHead(nn.Module):
           jnp.broadcast_to(positions, (batch, spans, slots, width)),
       ], axis=-1)
     gelu = activation("gelu")
-    h = layer_norm(config, "LayerNorm_0")(gelu(dense(config, width, (None, "embed"), "dense_0")(h)))
+    h = norm(config, "LayerNorm_0")(gelu(dense(config, width, (None, "embed"), "dense_0")(h)))
     h = dense(config, config.embed_size, ("embed", None), "dense_1")(h)
-    h = layer_norm(config, "LayerNorm_1", axis_name=None)(gelu(h))
+    h = norm(config, "LayerNorm_1", axis_name=None)(gelu(h))
     bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros, ("vocab",)),
                       (config.vocab_size,), config.weights_dtype)
     return decode(h) + bias.astype(config.compute_dtype)

@@ -22,7 +22,7 @@ import optax
 from bertlab import config_checks, files
 from bertlab.data import finetune as finetune_data
 from bertlab.models.config import ModelConfig
-from bertlab.models.encoder import copy_of_layer
+from bertlab.models.encoder import SUBLAYERS, copy_of_layer
 from bertlab.models.finetuning import FinetuningModel
 from bertlab.train import (best_checkpoint, checkpoints, metrics as metric_lib, partitioning,
                            workdir_lock)
@@ -91,7 +91,7 @@ def update_scales(params, config: ModelConfig, layer_decay: float, freeze_encode
     if freeze_encoder:
       return jnp.zeros((), jnp.float32)
     if "layers" in names:
-      sublayer = next((n for n in names if n in ("attention", "ffn")), None)
+      sublayer = next((n for n in names if n in SUBLAYERS), None)
       if sublayer is None:
         depth = np.full(leaf.shape[0], config.num_layers)
       else:

@@ -37,9 +37,10 @@ def _module_names(path) -> list[str]:
 
 
 def decays(path) -> bool:
-  """BERT's weight-decay mask: no decay on LayerNorm parameters and on biases."""
+  """BERT's weight-decay mask: no decay on norm parameters (LayerNorm, RMSNorm; modules named
+  *LayerNorm* or *norm*) and on biases."""
   names = _module_names(path)
-  return not (names[-1] == "bias" or any(n.startswith("LayerNorm") for n in names))
+  return not (names[-1] == "bias" or any("norm" in n.lower() for n in names))
 
 
 def stacked(path) -> bool:
