@@ -9,7 +9,8 @@ from conftest import load_config
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-# transformers' own counts (BertModel, AlbertModel, RobertaModel, ElectraModel). RoBERTa has no
+# transformers' own counts (BertModel, AlbertModel, RobertaModel, ElectraModel,
+# ModernBertModel). RoBERTa has no
 # sentence objective and so no pooler: RobertaModel(add_pooling_layer=False), the encoder of
 # RobertaForMaskedLM.
 PUBLISHED = {
@@ -18,6 +19,8 @@ PUBLISHED = {
     "albert.py:xlarge": 58_724_864, "albert.py:xxlarge": 222_595_584,
     "roberta.py:base": 124_055_040, "roberta.py:large": 354_310_144,
     "electra.py:small": 13_483_008, "electra.py:base": 108_891_648,
+    # ModernBertModel (the published ModernBERT-base and -large shapes).
+    "modernbert.py:base": 149_014_272, "modernbert.py:large": 394_781_696,
 }
 
 
