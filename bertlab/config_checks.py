@@ -21,6 +21,7 @@ RULES = {
     ("train", "learning_rate"): (_NUM, lambda v: v >= 0, ">= 0 (a negative rate ascends)"),
     ("train", "b2"): (_NUM, lambda v: 0 < v < 1, "in (0, 1)"),
     ("train", "warmup_steps"): (_INT, lambda v: v >= 0, ">= 0"),
+    ("train", "decay_fraction"): (_NUM, lambda v: 0 < v <= 1, "in (0, 1]"),
     ("train", "warmup_proportion"): (_NUM, lambda v: 0 <= v <= 1, "in [0, 1]"),
     ("train", "weight_decay"): (_NUM, lambda v: v >= 0, ">= 0"),
     ("train", "grad_clip"): (_NUM, lambda v: v >= 0, ">= 0 (0 is no clipping)"),

@@ -132,6 +132,9 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
       seq_len=128, input_format="segment_pair", sentence_objective="nsp", short_seq_prob=0.1,
       one_sentence_chunk="split", pack_sequences=True,
       masking="token", mask_rate=0.15, max_predictions=20, max_ngram=3, span_p=0.2,
+      # "" keeps mask_rate; "0:0.3,0.5:0.15,0.9:0.05" is mmBERT's falling rate (from each
+      # fraction of train.steps on, that rate; training only, evaluation stays at mask_rate).
+      mask_rate_schedule="",
       # What a selected unit becomes: [MASK], a random token, else kept (BERT's 80/10/10;
       # ELECTRA's released pretraining: 0.85 and 0, no random tokens).
       mask_token_share=0.8, random_token_share=0.1,
@@ -147,6 +150,9 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
   config.train = ml_collections.ConfigDict(dict(
       batch_size=256, steps=1_000_000, optimizer="adamw", learning_rate=1e-4, b2=0.999,
       warmup_steps=10_000, weight_decay=0.01, grad_clip=1.0, grad_accum_steps=1,
+      # linear (BERT) or wsd: warmup, the peak held, a decay over the last decay_fraction of
+      # the steps (decay_shape linear or 1-sqrt); the stable phase's last checkpoint is kept.
+      schedule="linear", decay_fraction=0.1, decay_shape="linear",
       checkpoint_every=10_000, keep_checkpoints=3, log_every=100, eval_batches=20,
       # Held-out evaluation every eval_every steps (0: only with --mode=eval), rows with
       # "eval": true in metrics.jsonl and eval/ tags in TensorBoard.

@@ -110,15 +110,15 @@ def _unit_ids(token_kind, config: MaskingConfig, seed):
   return tf.where(maskable, unit, seq_len), maskable, word_start
 
 
-def _released_spans(token_kind, config: MaskingConfig, seed):
+def _released_spans(token_kind, config: MaskingConfig, seed, rate):
   """SpanBERT's released sampler as units: each merged span is one selected unit (numbered
   first, in position order), every other maskable token a unit of its own, never selected."""
   seq_len = tf.shape(token_kind)[1]
   runs = tf.numpy_function(
-      lambda kind, s: spanbert_sampler.sample_runs(
-          kind, s, config.mask_rate, config.max_predictions, config.span_p,
+      lambda kind, s, r: spanbert_sampler.sample_runs(
+          kind, s, r, config.max_predictions, config.span_p,
           config.max_span_words).astype(np.int32),
-      [token_kind, seed], tf.int32, stateful=False)
+      [token_kind, seed, rate], tf.int32, stateful=False)
   runs = tf.reshape(runs, tf.shape(token_kind))
   maskable = token_kind > 0
   after_special = tf.pad(~maskable[:, :-1], [[0, 0], [1, 0]], constant_values=True)
@@ -183,8 +183,37 @@ def _first_k(flags, k):
   return tf.where(present, index, 0), present
 
 
-def mask_batch(batch: dict, config: MaskingConfig, seed) -> dict:
+def parse_rate_schedule(text: str, steps: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+  """`data.mask_rate_schedule` ("0:0.3,0.5:0.15,0.9:0.05": from each fraction of train.steps
+  on, that masking rate; mmBERT's 30 -> 15 -> 5%) -> (first steps, rates)."""
+  try:
+    pairs = [tuple(float(v) for v in part.split(":")) for part in text.split(",")]
+    starts, rates = zip(*pairs)
+  except ValueError:
+    raise ValueError(f"data.mask_rate_schedule={text!r}: write fraction:rate pairs, e.g. "
+                     "'0:0.3,0.5:0.15,0.9:0.05' (from each fraction of train.steps on, "
+                     "that rate).") from None
+  if starts[0] != 0 or list(starts) != sorted(set(starts)) or starts[-1] >= 1:
+    raise ValueError(f"data.mask_rate_schedule={text!r}: the fractions must start at 0 and "
+                     "rise, each below 1.")
+  if not all(0 < r < 1 for r in rates):
+    raise ValueError(f"data.mask_rate_schedule={text!r}: every rate must be in (0, 1).")
+  return tuple(int(round(f * steps)) for f in starts), rates
+
+
+def rate_at(schedule: tuple[tuple[int, ...], tuple[float, ...]], step):
+  """The scheduled masking rate at each global step of `step` (a tensor)."""
+  starts, rates = schedule
+  index = tf.searchsorted(tf.constant(starts, tf.int64), tf.cast(step, tf.int64),
+                          side="right") - 1
+  return tf.gather(tf.constant(rates, tf.float64), index)
+
+
+def mask_batch(batch: dict, config: MaskingConfig, seed, rate=None) -> dict:
   """Adds masked `input_ids` and the MLM and SBO targets to a batch of examples.
+
+  `rate` [B], if given, is each row's masking rate in place of `config.mask_rate` (a
+  scheduled rate: `rate_at`).
 
   Returns the batch with `input_ids` masked and: `masked_positions`, `masked_ids`,
   `masked_weights` [B, P]; for SBO, per masked token, `span_bounds` [B, P, 2] (the positions just
@@ -196,8 +225,13 @@ def mask_batch(batch: dict, config: MaskingConfig, seed) -> dict:
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
   batch_size, seq_len = tf.shape(ids)[0], tf.shape(ids)[1]
   num_units = seq_len + 1  # the last slot collects the tokens that are never masked
+  # float64 for the released SpanBERT sampler's ceil (ceil(20 x float32(0.15)) would be 4);
+  # float32, as always, for bertlab's rounded budget.
+  rate = (tf.fill([batch_size], tf.constant(config.mask_rate, tf.float64)) if rate is None
+          else tf.cast(rate, tf.float64))
   if config.masking == "span" and config.span_sampler == "spanbert":
-    unit, unit_selected, maskable, word_start = _released_spans(token_kind, config, seeds[0])
+    unit, unit_selected, maskable, word_start = _released_spans(token_kind, config, seeds[0],
+                                                                rate)
   else:
     unit, maskable, word_start = _unit_ids(token_kind, config, seeds[0])
   sizes = _segment_sum(tf.cast(maskable, tf.int32), unit, num_units)
@@ -205,7 +239,8 @@ def mask_batch(batch: dict, config: MaskingConfig, seed) -> dict:
   if not (config.masking == "span" and config.span_sampler == "spanbert"):
     valid = (sizes > 0) & (tf.range(num_units)[None] < seq_len)
     num_maskable = tf.reduce_sum(tf.cast(maskable, tf.int32), axis=1)
-    budget = tf.cast(tf.round(tf.cast(num_maskable, tf.float32) * config.mask_rate), tf.int32)
+    budget = tf.cast(tf.round(tf.cast(num_maskable, tf.float32) * tf.cast(rate, tf.float32)),
+                     tf.int32)
     budget = tf.minimum(tf.maximum(budget, tf.minimum(num_maskable, 1)), config.max_predictions)
     priority = tf.random.stateless_uniform([batch_size, num_units], seeds[1])
     coin = tf.random.stateless_uniform([batch_size], seeds[4])

@@ -111,6 +111,8 @@ class PretrainingData:
   premasked: bool = False  # examples already carry their masks (static records)
   # What made `examples` (bertlab/data/example_cache.py): static masks are then cached too.
   cache_key: dict | None = None
+  # (first steps, rates): the masking rate by global step (data.mask_rate_schedule).
+  rate_schedule: tuple | None = None
 
   def __post_init__(self):
     n = len(self.examples["input_ids"])
@@ -142,11 +144,19 @@ class PretrainingData:
                        f"{process_count} hosts.")
     mask_config = masking_config(data, tokenizer, config.model.get("max_span_length", 10))
     cuts = segmentations(data)
+    # Training follows the schedule; held-out evaluation masks at data.mask_rate throughout,
+    # so its numbers compare across the run.
+    schedule = data.get("mask_rate_schedule", "") if split == "train" else ""
+    if schedule and not data.dynamic_masking:
+      raise ValueError("data.mask_rate_schedule needs data.dynamic_masking=True: static masks "
+                       "are drawn before training, at one rate.")
     kwargs = dict(tokenizer=tokenizer, masking=mask_config,
                   host_batch_size=config.train.batch_size // process_count,
                   dynamic_masking=data.dynamic_masking,
                   dupe_factor=data.dupe_factor // cuts,  # each segmentation masked once
-                  seed=data.seed, process_index=process_index)
+                  seed=data.seed, process_index=process_index,
+                  rate_schedule=masking.parse_rate_schedule(schedule, config.train.steps)
+                  if schedule else None)
     source = (data.get("eval_source") or "") if split == "eval" else ""
     chosen = source or data.source
     if chosen.startswith("records:"):
@@ -236,7 +246,12 @@ class PretrainingData:
       out = _with_attention(self._gather(rows), self.tokenizer)
       if not self.premasked:
         seed = tf.stack([host_seed[1] + epoch, index])
-        out = masking.mask_batch(out, self.masking, seed)
+        rate = None
+        if self.rate_schedule is not None:  # each row at the rate of its batch's step
+          first = epoch * self.batches_per_epoch + index * per_chunk
+          rate = masking.rate_at(self.rate_schedule,
+                                 first + tf.range(tf.shape(rows, tf.int64)[0]) // batch)
+        out = masking.mask_batch(out, self.masking, seed, rate)
       return {k: tf.reshape(v, tf.concat([[-1, batch], tf.shape(v)[1:]], 0))
               for k, v in out.items()}
 

@@ -72,14 +72,17 @@ def _row_runs(kind: np.ndarray, rate: float, limit: int, lengths: np.ndarray,
   return runs
 
 
-def sample_runs(token_kind: np.ndarray, seed: np.ndarray, rate: float, limit: int,
+def sample_runs(token_kind: np.ndarray, seed: np.ndarray, rate, limit: int,
                 span_p: float, max_span_words: int) -> np.ndarray:
   """[B, S] token kinds (0 special, 1 word start, 2 continuation) -> [B, S] run index per
-  token (-1: not masked). `limit` caps the masked tokens per row (max_predictions)."""
+  token (-1: not masked). `rate`: the masking rate, or one per row; `limit` caps the masked
+  tokens per row (max_predictions)."""
   lengths = np.arange(1, max_span_words + 1)
   probs = span_p * (1 - span_p) ** (lengths - 1)
   probs = probs / probs.sum()
   rng = np.random.default_rng(np.asarray(seed).astype(np.int64).view(np.uint64).tolist())
   kinds = np.asarray(token_kind)
-  return np.stack([_row_runs(row, rate, limit, lengths, probs, rng) for row in kinds]) \
+  rates = np.broadcast_to(np.asarray(rate, np.float64), (len(kinds),))
+  return np.stack([_row_runs(row, float(r), limit, lengths, probs, rng)
+                   for row, r in zip(kinds, rates)]) \
       if len(kinds) else np.zeros(kinds.shape, np.int32)

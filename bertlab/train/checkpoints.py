@@ -15,9 +15,15 @@ import orbax.checkpoint as ocp
 from bertlab import files
 
 
-def manager(workdir: str, train) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(
-      max_to_keep=train.keep_checkpoints, enable_async_checkpointing=True, create=True)
+def manager(workdir: str, train, keep_steps: tuple[int, ...] = ()) -> ocp.CheckpointManager:
+  """The newest `train.keep_checkpoints` steps are kept, and every step in `keep_steps` (a
+  warmup-stable-decay run's end of the stable phase) for good."""
+  keep = dict(max_to_keep=train.keep_checkpoints)
+  if keep_steps:
+    policies = ocp.checkpoint_managers
+    keep = dict(preservation_policy=policies.AnyPreservationPolicy([
+        policies.LatestN(train.keep_checkpoints), policies.CustomSteps(list(keep_steps))]))
+  options = ocp.CheckpointManagerOptions(enable_async_checkpointing=True, create=True, **keep)
   return ocp.CheckpointManager(
       os.path.join(files.absolute(workdir), "checkpoints"), options=options,
       item_handlers=dict(state=ocp.StandardCheckpointHandler(), data=ocp.JsonCheckpointHandler()))

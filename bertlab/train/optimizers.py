@@ -1,5 +1,5 @@
-"""Optimizers from the `train` config: AdamW (BERT) or LAMB (ALBERT), warmup then linear decay,
-global-norm clipping and gradient accumulation, on optax's parts.
+"""Optimizers from the `train` config: AdamW (BERT) or LAMB (ALBERT), warmup then linear decay
+or warmup-stable-decay, global-norm clipping and gradient accumulation, on optax's parts.
 
 `train.optimizer`:
   * `adamw`: Adam with bias correction and decoupled weight decay (Loshchilov & Hutter);
@@ -22,13 +22,48 @@ import optax
 OPTIMIZERS = ("adamw", "lamb", "bert_adamw", "albert_lamb")
 
 
+SCHEDULES = ("linear", "wsd")
+DECAY_SHAPES = ("linear", "1-sqrt")
+
+
+def stable_end_step(train) -> int | None:
+  """The last step of a warmup-stable-decay schedule's stable phase (None for `linear`): its
+  checkpoint is kept, to anneal from later (on another data mix, say) without the decay."""
+  schedule = train.get("schedule", "linear")
+  if schedule not in SCHEDULES:
+    raise ValueError(f"Unknown train.schedule {schedule!r}; valid: {', '.join(SCHEDULES)}.")
+  if schedule == "linear":
+    return None
+  shape = train.get("decay_shape", "linear")
+  if shape not in DECAY_SHAPES:
+    raise ValueError(f"Unknown train.decay_shape {shape!r}; valid: {', '.join(DECAY_SHAPES)}.")
+  end = train.steps - int(round(train.decay_fraction * train.steps))
+  if end < train.warmup_steps:
+    raise ValueError(
+        f"train.schedule='wsd': the decay (train.decay_fraction={train.decay_fraction} of "
+        f"{train.steps} steps) starts at step {end}, before the warmup ends at "
+        f"{train.warmup_steps}; lower one of them.")
+  return end
+
+
 def learning_rate_schedule(train) -> optax.Schedule:
-  """Linear warmup to `learning_rate` over `warmup_steps`, then linear decay to 0 at `steps`
-  (BERT, Appendix A.2)."""
-  warmup = optax.linear_schedule(0.0, train.learning_rate, max(train.warmup_steps, 1))
-  decay = optax.linear_schedule(train.learning_rate, 0.0,
-                                max(train.steps - train.warmup_steps, 1))
-  return optax.join_schedules([warmup, decay], [train.warmup_steps])
+  """`train.schedule`: `linear` (BERT, Appendix A.2): linear warmup to `learning_rate` over
+  `warmup_steps`, then linear decay to 0 at `steps`. `wsd`, warmup-stable-decay (Hu et al.,
+  2024; ModernBERT): the same warmup, the peak rate held, then a decay to 0 over the last
+  `decay_fraction` of the steps, `linear` or `1-sqrt` (Hägele et al., 2024) by `decay_shape`."""
+  peak = train.learning_rate
+  warmup = optax.linear_schedule(0.0, peak, max(train.warmup_steps, 1))
+  stable_end = stable_end_step(train)
+  if stable_end is None:
+    decay = optax.linear_schedule(peak, 0.0, max(train.steps - train.warmup_steps, 1))
+    return optax.join_schedules([warmup, decay], [train.warmup_steps])
+  length = max(train.steps - stable_end, 1)
+  if train.get("decay_shape", "linear") == "linear":
+    decay = optax.linear_schedule(peak, 0.0, length)
+  else:
+    decay = lambda count: peak * (1 - jnp.sqrt(jnp.clip(count / length, 0.0, 1.0)))
+  return optax.join_schedules([warmup, optax.constant_schedule(peak), decay],
+                              [train.warmup_steps, stable_end])
 
 
 def _module_names(path) -> list[str]:

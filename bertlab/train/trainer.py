@@ -26,7 +26,7 @@ from bertlab.data.pipeline import PretrainingData
 from bertlab.hub import workdir as hub_workdir
 from bertlab.tasks import pretraining
 from bertlab.train import checkpoints, metrics as metric_lib, partitioning, workdir_lock
-from bertlab.train.optimizers import build_optimizer, learning_rate_schedule
+from bertlab.train.optimizers import build_optimizer, learning_rate_schedule, stable_end_step
 
 # What the train step reads from a batch of bertlab/data/pipeline.py.
 MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label",
@@ -213,7 +213,8 @@ def train_and_evaluate(config, workdir: str, on_step=None) -> dict:
 
 
 def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
-  mngr = checkpoints.manager(workdir, config.train)
+  stable_end = stable_end_step(config.train)
+  mngr = checkpoints.manager(workdir, config.train, () if stable_end is None else (stable_end,))
   if mngr.latest_step() is not None:
     hub_workdir.check_resume_config(config, workdir)
   state, start = restore_or_init(trainer, mngr)
@@ -243,7 +244,7 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
         jax.block_until_ready(in_flight.popleft())
       done, timed_steps = step + 1, timed_steps + 1
       log = done % config.train.log_every == 0 or done == total
-      save = done % config.train.checkpoint_every == 0 or done == total
+      save = done % config.train.checkpoint_every == 0 or done in (total, stable_end)
       stop = preemption.any_host()
       if log or save or stop:
         values = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
