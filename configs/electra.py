@@ -37,7 +37,8 @@ def get_config(arg=None):
       # Weight of the discriminator's loss against the generator's MLM loss (Section 3.2).
       disc_weight=50.0,
       # Weight sharing (Section 3.2): none, embeddings (token and position, the paper's
-      # choice) or all (the whole encoder; needs generator_hidden_size=1.0).
+      # choice), gdes (DeBERTa-v3: the generator's tables behind a stop-gradient plus the
+      # discriminator's own residual) or all (the whole encoder; generator_hidden_size=1.0).
       tie_embeddings="embeddings",
       # Replacements sampled from the generator's softmax; False takes its argmax (comparison).
       sample=True))

@@ -1,6 +1,7 @@
 """ELECTRA's weight tying (Section 3.2): none, embeddings, all; and the discriminator that a
 workdir of each gives back."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,7 +24,7 @@ def electra(tie: str, fraction: float):
 def init(model):
   ids = jnp.array([[2, 17, 40, 3, 0, 0], [2, 9, 11, 12, 13, 3]])
   params = model.init(jax.random.key(0), ids, (ids > 0).astype(jnp.int32))["params"]
-  return ids, params
+  return ids, nn.unbox(params)
 
 
 def paths(params) -> set[str]:
@@ -60,12 +61,54 @@ def test_tie_all_needs_equal_sizes():
     init(electra("all", 0.5)[1])
 
 
-@pytest.mark.parametrize("tie, fraction", [("none", 0.5), ("embeddings", 0.5), ("all", 1.0)])
+@pytest.mark.parametrize("tie, fraction", [("none", 0.5), ("embeddings", 0.5), ("all", 1.0),
+                                           ("gdes", 0.5)])
 def test_workdir_gives_the_discriminator(tie, fraction):
   config, model = electra(tie, fraction)
   ids, params = init(model)
   mask = (ids > 0).astype(jnp.int32)
+  if tie == "gdes":  # residual tables away from their zero init
+    params = jax.tree.map(lambda x: x, params)
+    params["discriminator_embeddings"] = jax.tree.map(
+        lambda x: x + 0.1 * jax.random.normal(jax.random.key(1), x.shape),
+        params["discriminator_embeddings"])
   expected = model.apply({"params": params}, ids, mask, method="discriminate").rtd_logits
   alone = PretrainingModel(model_config(config))
   got = alone.apply({"params": electra_discriminator_params(params)}, ids, mask).rtd_logits
   np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_gdes_keeps_the_discriminator_loss_off_the_generator_tables():
+  """DeBERTa-v3's GDES: the discriminator sees stop_gradient(generator tables) + its own
+  residual (zero at init, so it starts from the generator's embeddings); the replaced-token
+  loss reaches the residual only, the generator's MLM loss the shared tables."""
+  _, model = electra("gdes", 0.5)
+  ids, params = init(model)
+  mask = (ids > 0).astype(jnp.int32)
+  assert set(params) == {"embeddings", "discriminator_embeddings", "generator", "discriminator"}
+  residual = params["discriminator_embeddings"]
+  assert not any(np.any(np.asarray(residual[name]["embedding"]))
+                 for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"))
+  _, embeddings_tied = electra("embeddings", 0.5)
+  same = {k: v for k, v in params.items() if k != "discriminator_embeddings"}
+  same["discriminator"] = dict(params["discriminator"])
+  same["discriminator"]["encoder"] = dict(same["discriminator"]["encoder"])
+  # At init (residual 0, both LayerNorms at 1 and 0) the discriminator is the tied one.
+  np.testing.assert_allclose(
+      model.apply({"params": params}, ids, mask, method="discriminate").rtd_logits,
+      embeddings_tied.apply({"params": same}, ids, mask, method="discriminate").rtd_logits,
+      rtol=1e-6)
+
+  def disc_loss(p):
+    return jnp.sum(model.apply({"params": p}, ids, mask, method="discriminate").rtd_logits ** 2)
+
+  def gen_loss(p):
+    return jnp.sum(model.apply({"params": p}, ids, mask, method="generate").mlm_logits ** 2)
+
+  disc_grads, gen_grads = jax.grad(disc_loss)(params), jax.grad(gen_loss)(params)
+  shared = lambda g: g["embeddings"]["word_embeddings"]["embedding"]
+  own = lambda g: g["discriminator_embeddings"]["word_embeddings"]["embedding"]
+  assert not np.any(np.asarray(shared(disc_grads)))
+  assert np.abs(np.asarray(own(disc_grads))).max() > 0
+  assert np.abs(np.asarray(shared(gen_grads))).max() > 0
+  assert not np.any(np.asarray(own(gen_grads)))

@@ -97,6 +97,11 @@ def electra_discriminator_params(params: dict) -> dict:
   discriminator = dict(params["discriminator"])
   if "encoder" in params:  # tie_embeddings=all
     discriminator["encoder"] = params["encoder"]
+  elif "discriminator_embeddings" in params:  # tie_embeddings=gdes: shared + residual tables
+    own = params["discriminator_embeddings"]
+    embeddings = {name: ({"embedding": params["embeddings"][name]["embedding"] + tree["embedding"]}
+                         if "embedding" in tree else tree) for name, tree in own.items()}
+    discriminator["encoder"] = dict(discriminator["encoder"], embeddings=embeddings)
   elif "embeddings" in params:  # tie_embeddings=embeddings
     discriminator["encoder"] = dict(discriminator["encoder"], embeddings=params["embeddings"])
   return discriminator

@@ -4,6 +4,8 @@ With E != H (ALBERT's factorized embedding, ELECTRA-small) the encoder projects 
 this module.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -75,16 +77,24 @@ def check_sequence_length(config: ModelConfig, seq_len: int, where: str = "data.
 
 
 class Embeddings(nn.Module):
-  """Sum of word, position and token-type embeddings, then LayerNorm and dropout."""
+  """Sum of word, position and token-type embeddings, then LayerNorm and dropout.
+
+  With `residual_of` (another Embeddings), each table is stop_gradient(that one's) plus a
+  residual table of this module's own, initialised at zero: DeBERTa-v3's gradient-disentangled
+  embedding sharing (GDES) for ELECTRA's discriminator, whose replaced-token loss then moves
+  only the residual, never the generator's tables. The LayerNorm stays this module's own.
+  """
 
   config: ModelConfig
+  residual_of: Any = None
 
   def setup(self):
     config = self.config
+    init = nn.initializers.zeros if self.residual_of is not None else dense_init(config)
     embed = lambda num, name, rows: nn.Embed(
         num, config.embed_size, dtype=config.compute_dtype,
         param_dtype=config.weights_dtype, name=name,
-        embedding_init=nn.with_logical_partitioning(dense_init(config), (rows, "embed")))
+        embedding_init=nn.with_logical_partitioning(init, (rows, "embed")))
     self.word_embeddings = embed(config.vocab_size, "word_embeddings", "vocab")
     if config.position_embedding == "learned":
       self.position_embeddings = embed(
@@ -98,20 +108,35 @@ class Embeddings(nn.Module):
                sequence_ids=None):
     config = self.config
     check_sequence_length(config, input_ids.shape[1], "the input length")
-    x = self.word_embeddings(input_ids)
+    x = self._lookup("word_embeddings", input_ids)
     positions = position_ids(config, input_ids, sequence_ids)  # rotary: used in attention
     if config.position_embedding == "learned":
-      x = x + self.position_embeddings(positions)
+      x = x + self._lookup("position_embeddings", positions)
     elif config.position_embedding == "sinusoidal":
       table = sinusoidal_positions(config.max_position_embeddings, config.embed_size)
       x = x + jnp.asarray(table, config.compute_dtype)[positions]
     if config.type_vocab_size:
       if token_type_ids is None:
         token_type_ids = jnp.zeros_like(input_ids)
-      x = x + self.token_type_embeddings(token_type_ids)
+      x = x + self._lookup("token_type_embeddings", token_type_ids)
     x = self.norm(x)
     return self.dropout(x, deterministic=deterministic)
 
+  def table(self, name: str) -> jax.Array:
+    """The table `name` as this module uses it (GDES: the shared one, frozen, plus its own)."""
+    own = getattr(self, name).embedding
+    if self.residual_of is None:
+      return own
+    return jax.lax.stop_gradient(self.residual_of.table(name)) + own
+
+  def _lookup(self, name: str, ids):
+    if self.residual_of is None:
+      return getattr(self, name)(ids)
+    return jnp.take(self.table(name), ids, axis=0).astype(self.config.compute_dtype)
+
   def attend(self, x):
     """Logits against the word embeddings: the tied MLM decoder (in E space)."""
-    return self.word_embeddings.attend(x)
+    if self.residual_of is None:
+      return self.word_embeddings.attend(x)
+    table = self.table("word_embeddings").astype(self.config.compute_dtype)
+    return jnp.dot(x, table.T)

@@ -86,7 +86,7 @@ class PretrainingModel(nn.Module):
                              **heads)
 
 
-TIE_CHOICES = ("none", "embeddings", "all")
+TIE_CHOICES = ("none", "embeddings", "gdes", "all")
 
 
 class ElectraModel(nn.Module):
@@ -94,7 +94,10 @@ class ElectraModel(nn.Module):
 
   `tie` (ELECTRA Section 3.2): `embeddings` shares the token and position embeddings (the
   paper's choice, stored once at the top); `none` gives each its own; `all` shares the whole
-  encoder, which needs a generator of the discriminator's size, leaving only the heads apart.
+  encoder, which needs a generator of the discriminator's size, leaving only the heads apart;
+  `gdes` (DeBERTa-v3) gives the discriminator the generator's tables behind a stop-gradient
+  plus residual tables of its own (`discriminator_embeddings`, zero at init), so only the
+  generator's MLM loss trains the shared tables.
   The sampling of replacements between the two belongs to the ELECTRA objective; this module
   gives the two forward passes.
   """
@@ -129,6 +132,10 @@ class ElectraModel(nn.Module):
       return
     self.embeddings = Embeddings(disc)
     self.generator = PretrainingModel(gen, self.embeddings)
+    if self.tie == "gdes":
+      self.discriminator_embeddings = Embeddings(disc, residual_of=self.embeddings)
+      self.discriminator = PretrainingModel(disc, self.discriminator_embeddings)
+      return
     self.discriminator = PretrainingModel(disc, self.embeddings)
 
   def generate(self, input_ids, attention_mask=None, token_type_ids=None, **kwargs):
