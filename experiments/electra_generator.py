@@ -1,5 +1,6 @@
 """ELECTRA Section 3.2 and Figure 3: generator size as a fraction of the discriminator's
-width, and weight tying between the two (none, token+position embeddings, all).
+width, and weight tying between the two (none, token+position embeddings, all; and
+DeBERTa-v3's gradient-disentangled sharing, gdes, which the paper did not have).
 
   python -m bertlab.sweep experiments/electra_generator.py --workdir=/tmp/sweeps/electra
 
@@ -23,7 +24,7 @@ def get_sweep(scale):
                        {"electra.generator_hidden_size": s}) for s in SIZES)
   points += tuple(Point({"generator": "1.00", "tie": tie},
                         {"electra.generator_hidden_size": 1.0, "electra.tie_embeddings": tie})
-                  for tie in ("none", "all"))
+                  for tie in ("none", "all", "gdes"))
   return Sweep(
       name="electra_generator",
       title="ELECTRA: generator size and weight tying",
