@@ -92,7 +92,13 @@ def build_model(config: ml_collections.ConfigDict):
     head, labels = finetune_head(config)
     return FinetuningModel(model_config(config), head, labels)
   if "electra" in config:
-    return ElectraModel(generator_config(config), model_config(config),
+    discriminator = model_config(config)
+    if config.electra.get("disc_mlm_weight", 0.0) and "mlm" not in discriminator.heads:
+      raise ValueError(
+          f"electra.disc_mlm_weight={config.electra.disc_mlm_weight} trains an MLM head on the "
+          f"discriminator, whose model.heads are {discriminator.heads}: add it with "
+          "--config.model.heads=\"('rtd', 'mlm')\", or set electra.disc_mlm_weight=0.")
+    return ElectraModel(generator_config(config), discriminator,
                         config.electra.get("tie_embeddings", "embeddings"))
   return PretrainingModel(model_config(config))
 

@@ -36,6 +36,9 @@ def get_config(arg=None):
       generator_hidden_size=float(generator_hidden_size),
       # Weight of the discriminator's loss against the generator's MLM loss (Section 3.2).
       disc_weight=50.0,
+      # > 0: the discriminator is MLM + RTD in one model, its own MLM head (model.heads
+      # ("rtd", "mlm")) predicting the originals at the masked positions of its corrupted input.
+      disc_mlm_weight=0.0,
       # Weight sharing (Section 3.2): none, embeddings (token and position, the paper's
       # choice), gdes (DeBERTa-v3: the generator's tables behind a stop-gradient plus the
       # discriminator's own residual) or all (the whole encoder; generator_hidden_size=1.0).

@@ -112,3 +112,22 @@ def test_gdes_keeps_the_discriminator_loss_off_the_generator_tables():
   assert np.abs(np.asarray(own(disc_grads))).max() > 0
   assert np.abs(np.asarray(shared(gen_grads))).max() > 0
   assert not np.any(np.asarray(own(gen_grads)))
+
+
+def test_mlm_plus_rtd_discriminator_trains_both_losses_on_one_model(tmp_path):
+  from bertlab.train.metrics import read_metrics
+  from bertlab.train.trainer import train_and_evaluate
+  config = config_files.apply_overrides(config_files.load("configs/electra.py:tiny"), {
+      "electra.disc_mlm_weight": 1.0, "model.heads": ("rtd", "mlm"), "train.steps": 4,
+      "train.log_every": 2, "train.checkpoint_every": 4})
+  train_and_evaluate(config, str(tmp_path))
+  rows = [r for r in read_metrics(str(tmp_path)) if not r.get("eval")]
+  assert {"disc_mlm_accuracy", "disc_mlm_loss", "rtd_loss", "mlm_loss"} <= set(rows[-1])
+  assert np.isfinite(rows[-1]["loss"])
+  # The loss is the sum: generator MLM + 50 x RTD + 1 x the discriminator's MLM.
+  assert rows[-1]["loss"] == pytest.approx(
+      rows[-1]["mlm_loss"] + 50 * rows[-1]["rtd_loss"] + rows[-1]["disc_mlm_loss"], rel=1e-4)
+  without_head = config_files.apply_overrides(config_files.load("configs/electra.py:tiny"),
+                                              {"electra.disc_mlm_weight": 1.0})
+  with pytest.raises(ValueError, match="add it with --config.model.heads"):
+    build_model(without_head)

@@ -119,10 +119,17 @@ def main(argv=None):
   parser.add_argument("--out", default=None, help="default: experiments/reference_curves[/size]")
   parser.add_argument("--families", default=",".join(FAMILIES))
   args = parser.parse_args(argv)
+  from bertlab.train.trainer import Preempted
   for family in args.families.split(","):
     if family not in FAMILIES:
       raise SystemExit(f"Unknown family {family!r}; valid: {', '.join(FAMILIES)}.")
-    rows = make_reference(family, args.workdir, args.out or reference_dir(args.size), args.size)
+    try:
+      rows = make_reference(family, args.workdir, args.out or reference_dir(args.size),
+                            args.size)
+    except Preempted as stop:  # saved, not finished: no curve is written; rerun to go on
+      print(f"{stop} No curve written for {family}; rerun the command to go on.", flush=True)
+      from bertlab.main import exit_now
+      exit_now(stop.exit_code)
     print(f"{family}: {len(rows)} rows, loss {rows[0]['loss']:.3f} -> {rows[-1]['loss']:.3f}")
 
 

@@ -131,7 +131,9 @@ def electra_loss(model, params, batch, rng, config,
 
   Replacements are sampled from the generator's softmax at the masked positions (argmax with
   `electra.sample=False`, for comparison), with no gradient through the sampling; a sampled
-  token equal to the original counts as original.
+  token equal to the original counts as original. `electra.disc_mlm_weight` > 0 trains the
+  discriminator as MLM + RTD in one model: its own MLM head predicts the original tokens at
+  the masked positions of the corrupted input (metrics `disc_mlm_*`).
   """
   dropout_rng, sample_rng = jax.random.split(rng)
   gen_rng, disc_rng = jax.random.split(dropout_rng)
@@ -149,12 +151,18 @@ def electra_loss(model, params, batch, rng, config,
   original = unmasked_ids(batch)
   corrupted = _set_masked(original, batch, sampled)
   replaced = corrupted != original
+  disc_mlm_weight = config.electra.get("disc_mlm_weight", 0.0)
   disc = model.apply({"params": params}, corrupted, batch["attention_mask"],
                      batch["token_type_ids"], sequence_ids=sequence_ids,
+                     masked_positions=batch["masked_positions"] if disc_mlm_weight else None,
                      deterministic=not train, output_hidden_states=False,
                      method="discriminate", rngs={"dropout": disc_rng})
   disc_loss, more = replaced_token_detection(disc.rtd_logits, replaced, batch["attention_mask"])
   loss = gen_loss + config.electra.disc_weight * disc_loss
+  if disc_mlm_weight:
+    extra, disc_metrics = mlm(disc, batch)
+    loss = loss + disc_mlm_weight * extra
+    more = {**more, **{f"disc_{k}": v for k, v in disc_metrics.items()}}
   return loss, {**metrics, **more}
 
 
