@@ -166,3 +166,29 @@ def test_vocab_without_special_tokens_says_what_to_add(tmp_path):
 def test_missing_vocab_names_the_files(tmp_path):
   with pytest.raises(FileNotFoundError, match="vocab.txt.*spiece.model.*vocab.json"):
     load_tokenizer(str(tmp_path))
+
+
+def test_tokenizer_json_alone_matches_transformers_fast_tokenizer(text_file, tmp_path):
+  """ModernBERT ships its byte-level BPE as tokenizer.json only, with BERT's special names."""
+  import tokenizers
+  import transformers
+  specials = ["[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]"]
+  bpe = tokenizers.Tokenizer(tokenizers.models.BPE(unk_token="[UNK]"))
+  bpe.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+  bpe.decoder = tokenizers.decoders.ByteLevel()
+  bpe.train([text_file], tokenizers.trainers.BpeTrainer(
+      vocab_size=1200, special_tokens=specials,
+      initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet()))
+  bpe.post_processor = tokenizers.processors.TemplateProcessing(
+      single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 0), ("[SEP]", 1)])
+  bpe.save(str(tmp_path / "tokenizer.json"))
+  with open(tmp_path / "special_tokens_map.json", "w") as f:
+    json.dump({"cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]",
+               "pad_token": "[PAD]", "unk_token": "[UNK]"}, f)
+  tokenizer = load_tokenizer(str(tmp_path))
+  assert tokenizer.kind == "bpe"
+  assert (tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id) == (0, 1, 2)
+  sentences = sentences_from_text()
+  theirs = transformers.PreTrainedTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"))
+  _assert_same(tokenizer.tokenize_numpy(sentences),
+               [theirs(s, add_special_tokens=False)["input_ids"] for s in sentences], sentences)

@@ -118,18 +118,24 @@ def file_stats(files: list[str]) -> list:
   return [[os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns] for p in files]
 
 
+_BINARY_PROBE = 8000
+
+
 def _read_text_file(path: str) -> Iterator[Document]:
   """The documents of one text file; a file that is not UTF-8 text, or a cut-off .gz, is named
   with the line where reading stopped (a glob of many files must say which one)."""
   opener = gzip.open if path.endswith(".gz") else open
   doc: Document = []
-  line_number = 0
+  line_number, read = 0, 0
   try:
     with opener(path, "rt", encoding="utf-8") as f:
       for line_number, line in enumerate(f, 1):
-        if "\x00" in line:
+        # A NUL near the start marks a binary file (git's test: the first 8,000 bytes); a
+        # stray one later in real text is deleted by the tokenizer's cleaning, as BERT does.
+        if read < _BINARY_PROBE and "\x00" in line[:_BINARY_PROBE - read]:
           raise ValueError(f"data.source file {path}, line {line_number}: a NUL byte; this is "
                            "a binary file, not text (one sentence per line).")
+        read += len(line)
         line = line.strip()
         if line:
           doc.append(line)

@@ -40,9 +40,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
   digest.update(json.dumps([tokenizer.kind, tokenizer.lower_case, tokenizer.word_boundary,
                             tokenizer.pieces]).encode())
   digest.update(tokenizer.model_proto or b"")
-  if tokenizer.merges_path:
-    with open(tokenizer.merges_path, "rb") as f:
-      digest.update(f.read())
+  for path in (tokenizer.merges_path, tokenizer.tokenizer_file):
+    if path:
+      with open(path, "rb") as f:
+        digest.update(f.read())
+  if tokenizer.specials:
+    digest.update(json.dumps(tokenizer.specials, sort_keys=True).encode())
   return digest.hexdigest()
 
 

@@ -6,9 +6,11 @@
     characters such as "½" or "™").
   * `sentencepiece` (ALBERT): `spiece.model`; `tensorflow_text.SentencepieceTokenizer` after
     ALBERT's preprocessing (``/'' to ", NFKD, drop marks, lowercase).
-  * `bpe` (RoBERTa): GPT-2's byte-level BPE, `vocab.json` + `merges.txt`. tf_text has no BPE op,
-    so this one step calls the Rust `tokenizers` library (the engine of transformers' own
-    tokenizer) through `tf.numpy_function`, a batch of sentences per call.
+  * `bpe` (RoBERTa): GPT-2's byte-level BPE, `vocab.json` + `merges.txt`, or a `tokenizers`
+    `tokenizer.json` alone (ModernBERT's; its specials read from the checkpoint's
+    special_tokens_map.json, else RoBERTa's or BERT's names, whichever the vocabulary holds).
+    tf_text has no BPE op, so this one step calls the Rust `tokenizers` library (the engine of
+    transformers' own tokenizer) through `tf.numpy_function`, a batch of sentences per call.
 
 `tokenize(strings)` maps a batch of sentences to ragged token ids and ragged word-start flags.
 Word starts follow the vocabulary's marker (`##` continues a word, `▁` and `Ġ` start one), or,
@@ -38,6 +40,8 @@ SPECIALS = {
 }
 VOCAB_FILES = {"wordpiece": ("vocab.txt",), "sentencepiece": ("spiece.model",),
                "bpe": ("vocab.json", "merges.txt")}
+# A byte-level BPE in one file (transformers' fast tokenizers; ModernBERT ships only this).
+TOKENIZER_FILE = "tokenizer.json"
 # Characters BERT's BasicTokenizer deletes: NUL, U+FFFD and control/format characters (not tabs
 # and newlines, which are white space).
 _BERT_DELETED = r"[\x{0}\x{fffd}]|[^\P{C}\t\n\r]"
@@ -52,6 +56,9 @@ class Tokenizer:
   word_boundary: str = "marker"
   model_proto: bytes | None = None  # sentencepiece
   merges_path: str | None = None  # bpe
+  tokenizer_file: str | None = None  # bpe from a tokenizer.json
+  # The special tokens' spellings (pad, unk, cls, sep, mask); None: SPECIALS[kind].
+  specials: dict | None = None
 
   def __post_init__(self):
     if self.kind not in KINDS:
@@ -60,7 +67,7 @@ class Tokenizer:
       raise ValueError(f"Unknown data.word_boundary {self.word_boundary!r}; valid: "
                        f"{', '.join(WORD_BOUNDARIES)}.")
     index = {p: i for i, p in enumerate(self.pieces)}
-    names = SPECIALS[self.kind]
+    names = self.specials or SPECIALS[self.kind]
     missing = [tok for tok in names.values() if tok not in index]
     if missing:
       raise ValueError(
@@ -95,6 +102,11 @@ class Tokenizer:
     elif self.kind == "sentencepiece":
       self._sentencepiece = tf_text.SentencepieceTokenizer(model=self.model_proto,
                                                            out_type=tf.int32)
+    elif self.tokenizer_file:
+      import tokenizers
+      self._bpe = tokenizers.Tokenizer.from_file(self.tokenizer_file)
+      self._bpe.no_truncation()
+      self._bpe.no_padding()
     else:
       from tokenizers import ByteLevelBPETokenizer
       vocab = {p: i for i, p in enumerate(self.pieces)}
@@ -124,7 +136,8 @@ class Tokenizer:
 
   def _bpe_tokenize(self, text):
     def encode(batch):
-      encodings = self._bpe.encode_batch([t.decode("utf-8") for t in batch])
+      encodings = self._bpe.encode_batch([t.decode("utf-8") for t in batch],
+                                         add_special_tokens=False)
       ids = np.fromiter((i for e in encodings for i in e.ids), np.int32)
       lengths = np.array([len(e.ids) for e in encodings], np.int64)
       if self.word_boundary == "marker":
@@ -201,6 +214,14 @@ def detect_kind(path: str) -> str:
     if all(os.path.exists(os.path.join(directory, f)) for f in files):
       if os.path.isdir(path) or os.path.basename(path) in files:
         return kind
+  if os.path.exists(os.path.join(directory, TOKENIZER_FILE)):
+    with open(os.path.join(directory, TOKENIZER_FILE), encoding="utf-8") as f:
+      model = json.load(f).get("model", {}).get("type")
+    if model == "BPE":
+      return "bpe"
+    raise ValueError(f"{os.path.join(directory, TOKENIZER_FILE)} holds a {model} model; bertlab "
+                     "reads a tokenizer.json of byte-level BPE only (WordPiece: vocab.txt, "
+                     "SentencePiece: spiece.model).")
   raise FileNotFoundError(
       f"No vocabulary at {path!r}. A vocabulary is a directory (or file) with "
       + "; ".join(f"{k}: {' + '.join(v)}" for k, v in VOCAB_FILES.items())
@@ -229,6 +250,8 @@ def load_tokenizer(path: str, kind: str | None = None, lower_case: bool | None =
     pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
     return Tokenizer("sentencepiece", pieces, True if lower_case is None else lower_case,
                      word_boundary, model_proto=proto)
+  if not os.path.exists(file("vocab.json")):
+    return _tokenizer_json(file(TOKENIZER_FILE), directory, word_boundary)
   with open(file("vocab.json"), encoding="utf-8") as f:
     vocab = json.load(f)
   pieces = [None] * (max(vocab.values()) + 1)
@@ -239,6 +262,31 @@ def load_tokenizer(path: str, kind: str | None = None, lower_case: bool | None =
   # given GPT-2's files, append the missing ones after the last id.
   pieces += [t for t in SPECIALS["bpe"].values() if t not in vocab]
   return Tokenizer("bpe", pieces, False, word_boundary, merges_path=file("merges.txt"))
+
+
+def _tokenizer_json(path: str, directory: str, word_boundary: str) -> Tokenizer:
+  """A byte-level BPE `tokenizer.json` (ModernBERT's): its vocabulary with the added tokens, and
+  the specials its checkpoint names (special_tokens_map.json), else RoBERTa's or BERT's."""
+  import tokenizers
+  vocab = tokenizers.Tokenizer.from_file(path).get_vocab(with_added_tokens=True)
+  pieces = [None] * (max(vocab.values()) + 1)
+  for piece, i in vocab.items():
+    pieces[i] = piece
+  pieces = [p if p is not None else f"<unused{i}>" for i, p in enumerate(pieces)]
+  specials = None
+  special_map = os.path.join(directory, "special_tokens_map.json")
+  if os.path.exists(special_map):
+    with open(special_map, encoding="utf-8") as f:
+      named = json.load(f)
+    spell = lambda v: v["content"] if isinstance(v, dict) else v
+    specials = {name: spell(named[f"{name}_token"]) for name in SPECIALS["bpe"]
+                if f"{name}_token" in named}
+    if len(specials) < len(SPECIALS["bpe"]):
+      specials = None
+  if specials is None:
+    specials = next((names for names in (SPECIALS["bpe"], SPECIALS["wordpiece"])
+                     if all(t in vocab for t in names.values())), SPECIALS["bpe"])
+  return Tokenizer("bpe", pieces, False, word_boundary, tokenizer_file=path, specials=specials)
 
 
 def default_vocab(kind: str, vocab_size: int, source: str = "default") -> str:
