@@ -3,11 +3,13 @@
 Runs every point of an ablation (skipping finished ones), then writes results.csv, results.md
 (the paper-style table) and a PNG per metric in DIR. `--dry-run` prints each point's full
 config and runs nothing; `--launch=local|tpu` prints one launch per point for a cluster or a
-TPU VM pod instead of running here.
+TPU VM pod instead of running here; `--points=REGEX` keeps the points whose name matches.
 """
 
 import argparse
 import ast
+import dataclasses
+import re
 import shlex
 import sys
 
@@ -60,12 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="an override for every point, e.g. --set train.steps=20")
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+  parser.add_argument("--points", default="", metavar="REGEX",
+                      help="only the points whose name matches, e.g. 'objective=nsp,masking=token'")
   return parser
+
+
+def select_points(sweep: spec.Sweep, pattern: str) -> spec.Sweep:
+  """The sweep restricted to the points whose name matches `pattern` (all when empty)."""
+  if not pattern:
+    return sweep
+  chosen = tuple(p for p in sweep.points if re.search(pattern, p.name))
+  if not chosen:
+    raise SystemExit(f"--points={pattern!r} matches none of {sweep.name}'s points: "
+                     + ", ".join(p.name for p in sweep.points))
+  return dataclasses.replace(sweep, points=chosen)
 
 
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
-  sweep = spec.load_sweep(args.experiment, args.scale)
+  sweep = select_points(spec.load_sweep(args.experiment, args.scale), args.points)
   extra = parse_set(args.set)
   if args.dry_run:
     print("\n".join(dry_run_lines(sweep, extra)))
