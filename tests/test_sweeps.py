@@ -25,6 +25,17 @@ def experiment_path(name: str) -> str:
   return os.path.join(ROOT, "experiments", f"{name}.py")
 
 
+def test_points_filter_keeps_the_matching_points_and_names_all_when_none_match(capsys):
+  path = experiment_path("modern_backbone")
+  assert sweep_cli.main([path, "--dry-run", "--scale=tiny",
+                         "--points=study=sentence,objective=nsp"]) == 0
+  out = capsys.readouterr().out
+  assert "2 points" in out and "backbone=modern,study=sentence,objective=nsp" in out
+  assert "objective=sop" not in out
+  with pytest.raises(SystemExit, match="matches none of modern_backbone's points: backbone="):
+    sweep_cli.main([path, "--dry-run", "--points=nothing-like-this"])
+
+
 def test_every_ablation_of_the_issue_has_a_file():
   assert {"albert_embedding_size", "albert_sharing", "sentence_objective",
           "roberta_input_format", "masking", "electra_generator", "spanbert"} <= set(EXPERIMENTS)
