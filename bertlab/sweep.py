@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     exit_now(stop.exit_code)
   command = shlex.join(["python", "-m", "bertlab.sweep", args.experiment,
                         f"--workdir={args.workdir}", f"--scale={args.scale}"]
-                       + [f"--set={item}" for item in args.set])
+                       + [f"--set={item}" for item in args.set]
+                       + ([f"--points={args.points}"] if args.points else []))
   written = report.write_report(sweep, rows, args.workdir, command)
   print(written["table"])
   print(f"Wrote {args.workdir}/results.csv, results.md and {len(written['plots'])} plots.")
