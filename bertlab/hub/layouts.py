@@ -129,14 +129,12 @@ def _modernbert_layout(config: ModelConfig) -> list[Entry]:
   """ModernBertModel / ModernBertForMaskedLM: one set of weights per layer."""
   needed = dict(norm_position="pre", first_attention_norm=False, feed_forward="glu",
                 norm_kind="layer_norm", position_embedding="rotary", type_vocab_size=0,
-                use_pooler=False, embed_size=config.hidden_size,
-                num_hidden_groups=config.num_layers)
+                use_pooler=False, embed_size=config.hidden_size)
   if config.groups != config.num_layers:
     raise ValueError("A modernbert checkpoint has one set of weights per layer; "
                      f"num_hidden_groups={config.groups} has no such layout.")
-  wrong = [f"model.{k}={getattr(config, k if k != 'num_hidden_groups' else 'groups')!r} "
-           f"(needs {v!r})" for k, v in needed.items()
-           if getattr(config, k if k != "num_hidden_groups" else "groups") != v]
+  wrong = [f"model.{k}={getattr(config, k)!r} (needs {v!r})" for k, v in needed.items()
+           if getattr(config, k) != v]
   if wrong:
     raise ValueError("A modernbert checkpoint holds ModernBERT's architecture; this config "
                      "differs: " + "; ".join(wrong) + ". Start from configs/modernbert.py.")
