@@ -45,6 +45,6 @@ def get_config(arg=None):
     config.train.update(steps=600, checkpoint_every=200)
   if name == "cpu":
     # LAMB is for batches in the thousands; at 64 AdamW (BERT's optimizer) is the safer one.
-    # Four shared layers cost twice BERT cpu's two per step: 5,000 steps fill the hour.
-    config.train.update(optimizer="adamw", learning_rate=2e-3, steps=5000)
+    # Four shared layers cost 1.5 times BERT cpu's two per step (1.28 against 1.92 steps/s).
+    config.train.update(optimizer="adamw", learning_rate=2e-3)
   return config
