@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bertlab import console
+
 POOLS = ("first", "mean")
 
 
@@ -76,6 +78,7 @@ def extract(model, params, tokenizer, texts: list[tuple[str, ...]], layers: list
 
 def main(argv):
   del argv
+  console.setup_from_flags()
   from absl import flags
   from bertlab.train.finetuner import load_with_tokenizer
   FLAGS = flags.FLAGS

@@ -1,6 +1,8 @@
 """Entry point: python -m bertlab.main --config=configs/<family>.py:<size> --workdir=DIR.
 
 A config with a `finetune` section (configs/finetune/) fine-tunes; the others pretrain.
+The console shows bertlab's own lines and every warning and error; `--verbosity=0` adds the
+libraries' INFO records (orbax, absl, jax) and TensorFlow's start-up notices.
 """
 
 import os
@@ -9,7 +11,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from bertlab import summary
+from bertlab import console, summary
 
 MODES = ("train", "eval", "summary", "inspect_data")
 
@@ -40,6 +42,7 @@ def exit_now(code: int):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  console.setup_from_flags()
   if _MODE.value in ("train", "eval"):
     from bertlab.train import distributed
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
@@ -56,6 +59,8 @@ def main(argv):
       from bertlab.train import trainer
       run, evaluate = trainer.train_and_evaluate, trainer.evaluate
     if _MODE.value == "train":
+      from bertlab.hub import workdir as hub_workdir
+      hub_workdir.record_command(_WORKDIR.value, sys.argv[1:])
       try:
         run(_CONFIG.value, _WORKDIR.value)
       except Preempted as stop:  # saved: a non-zero status, so schedulers requeue

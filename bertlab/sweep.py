@@ -13,7 +13,7 @@ import re
 import shlex
 import sys
 
-from bertlab import config_files
+from bertlab import config_files, console
 from bertlab.sweeps import launch, report, runner, spec
 
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("experiment", help="experiments/<name>.py")
   parser.add_argument("--workdir", help="one subdirectory per point, and the tables")
   parser.add_argument("--scale", default="tiny", choices=spec.SCALES)
+  console.add_verbosity_argument(parser)
   parser.add_argument("--dry-run", action="store_true", help="print each point's config")
   parser.add_argument("--launch", choices=launch.TARGETS,
                       help="print one launch per point (local shell, or every TPU pod host)")
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(launch.launch_lines(sweep, args.workdir, args.launch, extra, args.tpu,
                                         args.zone, args.repo_dir)))
     return 0
+  console.setup(args.verbosity)
   from bertlab.train.trainer import Preempted
   try:
     rows = runner.run_sweep(sweep, args.workdir, extra, progress=not args.no_progress)

@@ -67,7 +67,7 @@ class Tokenizer:
       raise ValueError(f"Unknown data.word_boundary {self.word_boundary!r}; valid: "
                        f"{', '.join(WORD_BOUNDARIES)}.")
     index = {p: i for i, p in enumerate(self.pieces)}
-    names = self.specials or SPECIALS[self.kind]
+    names = self.special_names
     missing = [tok for tok in names.values() if tok not in index]
     if missing:
       raise ValueError(
@@ -83,6 +83,11 @@ class Tokenizer:
   @property
   def vocab_size(self) -> int:
     return len(self.pieces)
+
+  @property
+  def special_names(self) -> dict[str, str]:
+    """pad, unk, cls, sep, mask -> how this vocabulary spells them."""
+    return self.specials or SPECIALS[self.kind]
 
   def _marker_word_starts(self) -> np.ndarray:
     if self.kind == "wordpiece":
@@ -112,6 +117,12 @@ class Tokenizer:
       vocab = {p: i for i, p in enumerate(self.pieces)}
       merges = _read_merges(self.merges_path)
       self._bpe = ByteLevelBPETokenizer(vocab, merges, add_prefix_space=False)
+
+  def bpe_json(self) -> str:
+    """The `tokenizers` serialisation of the byte-level BPE this tokenizer runs."""
+    if self.kind != "bpe":
+      raise ValueError(f"A {self.kind} tokenizer has no BPE model.")
+    return self._bpe.to_str()
 
   def normalize(self, text: tf.Tensor) -> tf.Tensor:
     """The reference tokenizer's text normalisation, as tf string ops."""

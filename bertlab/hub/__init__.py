@@ -16,7 +16,7 @@ import numpy as np
 from flax import traverse_util
 
 from bertlab import files
-from bertlab.hub import layouts
+from bertlab.hub import layouts, tokenizer_files
 from bertlab.models.config import ModelConfig
 from bertlab.models.pretraining import PretrainingModel
 from bertlab.summary import abstract_params
@@ -192,13 +192,29 @@ def tensors_from_params(config: ModelConfig, params) -> dict[str, np.ndarray]:
           for key, parts in pieces.items()}
 
 
-def save_pretrained(model, params, path: str) -> None:
-  """Writes config.json + model.safetensors that transformers' from_pretrained loads."""
+def save_pretrained(model, params, path: str, tokenizer=None) -> None:
+  """Writes config.json + model.safetensors that transformers' from_pretrained loads, and
+  with `tokenizer` (a bertlab Tokenizer) the files AutoTokenizer reads for it."""
   from safetensors.numpy import save_file
   config = model.config
   hf = layouts.config_to_hf(config)
+  if tokenizer is not None:
+    if config.positions_from_padding and tokenizer.pad_id != config.pad_token_id:
+      raise ValueError(f"The tokenizer pads with id {tokenizer.pad_id}, but the model's "
+                       f"positions count from pad_token_id={config.pad_token_id}: not this "
+                       "model's tokenizer.")
+    # The special ids transformers reads from config.json: the vocabulary's, not a default's.
+    hf.update(pad_token_id=tokenizer.pad_id, cls_token_id=tokenizer.cls_id,
+              sep_token_id=tokenizer.sep_id)
+    if tokenizer.kind == "bpe":
+      hf.update(bos_token_id=tokenizer.cls_id, eos_token_id=tokenizer.sep_id)
   tensors = tensors_from_params(config, params.get("params", params))
   os.makedirs(path, exist_ok=True)
   with open(os.path.join(path, "config.json"), "w") as f:
     json.dump(hf, f, indent=2, sort_keys=True)
   save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
+  if tokenizer is not None:
+    if tokenizer.vocab_size > config.vocab_size:
+      raise ValueError(f"The tokenizer has {tokenizer.vocab_size} pieces, more than the "
+                       f"model's vocab_size {config.vocab_size}: not this model's tokenizer.")
+    tokenizer_files.save_tokenizer(tokenizer, path, tokenizer_files.model_max_length(config))

@@ -7,14 +7,19 @@ encoder: the model ELECTRA fine-tunes.
 
 import json
 import os
+import shlex
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from bertlab import files
+from bertlab import console, files
+from bertlab.hub import tokenizer_files
 
 CONFIG_FILE = "config.json"
+TOKENIZER_DIR = "tokenizer"
+# Every command line that trained in the workdir, one per line (the model card quotes them).
+COMMANDS_FILE = "commands.txt"
 
 
 def is_workdir(path: str) -> bool:
@@ -80,9 +85,10 @@ def check_resume_config(config, path: str) -> None:
 
 def latest_params(path: str) -> tuple[dict, int]:
   directory = os.path.join(files.absolute(path), "checkpoints")
-  mngr = ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(read_only=True),
-      item_handlers=dict(state=ocp.StandardCheckpointHandler()))
+  with console.expected_warnings_off():
+    mngr = ocp.CheckpointManager(
+        directory, options=ocp.CheckpointManagerOptions(read_only=True),
+        item_handlers=dict(state=ocp.StandardCheckpointHandler()))
   step = mngr.latest_step()
   if step is None:
     raise FileNotFoundError(f"{directory} holds no checkpoint: pretrain first.")
@@ -107,6 +113,17 @@ def electra_discriminator_params(params: dict) -> dict:
   return discriminator
 
 
+def electra_generator_params(params: dict) -> dict:
+  """The generator's own tree, with whatever it shares with the discriminator put back (with
+  gdes the shared tables are the generator's own: the residual is the discriminator's)."""
+  generator = dict(params["generator"])
+  if "encoder" in params:  # tie_embeddings=all
+    generator["encoder"] = params["encoder"]
+  elif "embeddings" in params:  # tie_embeddings=embeddings or gdes
+    generator["encoder"] = dict(generator["encoder"], embeddings=params["embeddings"])
+  return generator
+
+
 def load(path: str, dtype: str = "float32"):
   """(model, params) of a workdir's latest checkpoint."""
   from bertlab.configs import model_config
@@ -119,8 +136,41 @@ def load(path: str, dtype: str = "float32"):
   return PretrainingModel(model_cfg), params
 
 
+def record_command(path: str, argv: list[str]):
+  if jax.process_index() == 0:
+    files.makedirs(path)
+    files.append_text(os.path.join(path, COMMANDS_FILE),
+                      "python -m bertlab.main " + shlex.join(argv) + "\n")
+
+
+def commands(path: str) -> list[str]:
+  target = os.path.join(path, COMMANDS_FILE)
+  if not files.exists(target):
+    return []
+  with files.open_file(target) as f:
+    return [line.rstrip("\n") for line in f if line.strip()]
+
+
+def save_tokenizer(tokenizer, path: str, model_config):
+  """The run's vocabulary in the workdir (`tokenizer/`, transformers' files), written once: a
+  vocabulary trained on first use (data.vocab=default|corpus) is not the same twice, so the
+  workdir keeps the one its model learnt."""
+  target = os.path.join(path, TOKENIZER_DIR)
+  if jax.process_index() == 0 and not files.exists(os.path.join(target, "tokenizer_config.json")):
+    tokenizer_files.save_tokenizer(tokenizer, target + ".tmp",
+                                   tokenizer_files.model_max_length(model_config))
+    if files.exists(target):
+      files.rmtree(target)
+    files.replace(target + ".tmp", target)
+
+
 def tokenizer(path: str):
-  """The tokenizer the workdir pretrained with."""
-  from bertlab.data.tokenizers import tokenizer_from_config
+  """The tokenizer the workdir pretrained with: its `tokenizer/` files, or for a workdir
+  written before bertlab kept them, the config's vocabulary."""
+  from bertlab.data.tokenizers import load_tokenizer, tokenizer_from_config
   config = read_config(path)
+  saved = os.path.join(path, TOKENIZER_DIR)
+  if files.exists(os.path.join(saved, "tokenizer_config.json")) and "://" not in path:
+    return load_tokenizer(saved, config.data.tokenizer, config.data.get("lower_case"),
+                          config.data.get("word_boundary", "marker"))
   return tokenizer_from_config(config.data, config.model.vocab_size)

@@ -15,7 +15,7 @@ import argparse
 import csv
 import os
 
-from bertlab import config_files
+from bertlab import config_files, console
 from bertlab.sweeps import report
 
 FAMILIES = ("bert", "albert", "roberta", "electra", "spanbert")
@@ -118,7 +118,9 @@ def main(argv=None):
   parser.add_argument("--size", default="tiny", help="tiny or cpu")
   parser.add_argument("--out", default=None, help="default: experiments/reference_curves[/size]")
   parser.add_argument("--families", default=",".join(FAMILIES))
+  console.add_verbosity_argument(parser)
   args = parser.parse_args(argv)
+  console.setup(args.verbosity)
   from bertlab.train.trainer import Preempted
   for family in args.families.split(","):
     if family not in FAMILIES:

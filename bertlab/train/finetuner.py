@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bertlab import config_checks, files
+from bertlab import config_checks, console, files
 from bertlab.data import finetune as finetune_data
 from bertlab.models.config import ModelConfig
 from bertlab.models.encoder import SUBLAYERS, copy_of_layer
@@ -328,9 +328,13 @@ def _finetune(config, workdir: str) -> dict:
     state, progress = checkpoints.restore(mngr, mngr.latest_step(), finetuner.abstract_state,
                                           finetuner.state_shardings)
     start_epoch, best = progress["epoch"], progress["best"]
-    print(f"Resumed after epoch {start_epoch} in {workdir}.")
   else:
     state = finetuner.init_state(encoder_params)
+  if jax.process_index() == 0:
+    print("\n".join(console.finetune_header_lines(
+        config, workdir, start_epoch, len(train_arrays["input_ids"]), steps_per_epoch,
+        {split: len(arrays["input_ids"]) for split, arrays in eval_arrays.items()})), flush=True)
+  started = time.perf_counter()
   writer = metric_lib.MetricWriter(workdir)
   main_split = job.eval_splits[0]
   try:
@@ -357,8 +361,12 @@ def _finetune(config, workdir: str) -> dict:
         writer.write(step, dict(metrics, eval=True, split=split, epoch=epoch + 1))
       metrics = results[main_split][0]
       line = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
-      print(f"epoch {epoch + 1}/{epochs} | loss {sums.get('loss', float('nan')):.4f} | "
-            f"{main_split}: {line}", flush=True)
+      elapsed = time.perf_counter() - started
+      left = elapsed / (epoch + 1 - start_epoch) * (epochs - epoch - 1)
+      if jax.process_index() == 0:
+        print(f"epoch {epoch + 1}/{epochs} | loss {sums.get('loss', float('nan')):.4f} | "
+              f"{main_split}: {line} | {console.duration(elapsed)} elapsed, "
+              f"{console.duration(left)} left", flush=True)
       if best is None or metrics[job.main_metric] > best["metrics"][job.main_metric]:
         best = dict(epoch=epoch + 1, step=step, metrics=metrics)
         best_checkpoint.save(workdir, state.params, best)
@@ -367,6 +375,11 @@ def _finetune(config, workdir: str) -> dict:
   finally:
     writer.close()
   write_predictions(finetuner, job, config, workdir, eval_arrays)
+  if jax.process_index() == 0:
+    line = ", ".join(f"{k} {v:.4f}" for k, v in best["metrics"].items() if isinstance(v, float))
+    print(f"best: epoch {best['epoch']}, {main_split}: {line}\n"
+          f"best checkpoint: {workdir}/best  predictions: {workdir}/predictions  "
+          f"tensorboard --logdir {workdir}/tensorboard", flush=True)
   return best
 
 

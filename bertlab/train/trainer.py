@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bertlab import config_checks, files
+from bertlab import config_checks, console, files
 from bertlab.configs import build_model, model_config
 from bertlab.data.pipeline import PretrainingData
 from bertlab.hub import workdir as hub_workdir
@@ -220,6 +220,7 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
   state, start = restore_or_init(trainer, mngr)
   hub_workdir.write_config(config, workdir)  # what load_pretrained(workdir) rebuilds from
   data = PretrainingData.from_config(config)
+  hub_workdir.save_tokenizer(data.tokenizer, workdir, model_config(config))
   batches = data.batches(start)
   writer = metric_lib.MetricWriter(workdir)
   peak = metric_lib.peak_flops()
@@ -233,8 +234,13 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
   timer, timed_steps = time.perf_counter(), 0
   in_flight = collections.deque()
   saver = checkpoints.Saver(mngr)
-  if start and on_step is None:
-    print(f"Resumed from step {start} in {workdir}.")
+  talk = jax.process_index() == 0 and on_step is None  # the sweep runner draws its own bar
+  clock = console.Clock(start, total, eval_every, time.perf_counter())
+  if talk:
+    params = sum(x.size for x in jax.tree.leaves(trainer.abstract_state.params))
+    print("\n".join(console.header_lines(config, workdir, start, params, trainer.mesh,
+                                          len(data.examples["input_ids"]))), flush=True)
+  held_out = None
   try:
     for step in range(start, total):
       state, step_metrics = trainer.step(state, next(batches))
@@ -256,14 +262,18 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
         if peak:
           values["mfu"] = values["steps_per_sec"] * flops_per_step / (peak * jax.device_count())
         writer.write(done, values)
-        if jax.process_index() == 0 and on_step is None:
-          print(metric_lib.progress_line(done, total, values), flush=True)
+        if talk:
+          print(metric_lib.progress_line(done, total, values) + " | " + clock.text(
+              done, values["steps_per_sec"], time.perf_counter()), flush=True)
         timer, timed_steps, last = time.perf_counter(), 0, values
       if eval_every and (done % eval_every == 0 or done == total):
+        eval_start = time.perf_counter()
         held_out = held_out_metrics(trainer, state, eval_data, config.train.eval_batches)
         writer.write(done, {"eval": True, "split": "eval", **held_out})
-        if jax.process_index() == 0 and on_step is None:
-          print(metric_lib.progress_line(done, total, held_out, "held-out"), flush=True)
+        clock.eval_seconds = time.perf_counter() - eval_start
+        if talk:
+          print(metric_lib.progress_line(done, total, held_out, "held-out")
+                + f" | {console.duration(clock.eval_seconds)}", flush=True)
         timer, timed_steps = time.perf_counter(), 0  # evaluation is not training throughput
       if on_step is not None:
         on_step(done, values if log else None)
@@ -273,6 +283,8 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
         saver.finish()
         raise Preempted(done, workdir)
     saver.finish()
+    if talk:
+      print("\n".join(console.closing_lines(workdir, last, held_out, total)), flush=True)
   finally:
     try:
       mngr.wait_until_finished()  # after an error: let the saves in flight end, quietly
