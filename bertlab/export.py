@@ -7,8 +7,11 @@ trained with (transformers' AutoTokenizer reads them) and a README.md model card
 sizes, data, steps, objectives, the last held-out metrics, the command that made it).
 ELECTRA: `--part=discriminator` (the default, ElectraForPreTraining) or `generator`
 (ElectraForMaskedLM). Heads transformers has no place for (SpanBERT's SBO) are left out and
-the card says so. Refuses a fine-tuning workdir (not exported yet) and rotary positions in
-the BERT family (transformers' BERT classes have learned ones).
+the card says so. A fine-tuning workdir exports its best epoch as the task class
+(`...ForSequenceClassification` for GLUE, `...ForQuestionAnswering` for SQuAD,
+`...ForTokenClassification` for NER; BERT, ALBERT, RoBERTa, ELECTRA). Refused: rotary
+positions in the BERT family (transformers' BERT classes have learned ones) and fine-tuned
+ModernBERT (its task classes have a head bertlab's has not).
 """
 
 import os
@@ -17,8 +20,10 @@ from absl import app, flags
 
 from bertlab import console, files
 from bertlab.configs import generator_config, model_config
-from bertlab.hub import layouts, model_card, save_pretrained, workdir as hub_workdir
+from bertlab.hub import (layouts, model_card, save_finetuned, save_pretrained,
+                         workdir as hub_workdir)
 from bertlab.models.pretraining import PretrainingModel
+from bertlab.train import best_checkpoint
 from bertlab.train.metrics import read_metrics
 
 PARTS = ("discriminator", "generator")
@@ -61,11 +66,10 @@ def export(workdir: str, out: str, part: str = "discriminator") -> dict:
     raise FileNotFoundError(f"{workdir} is not a bertlab workdir (no config.json and "
                             "checkpoints/): pretrain into it first.")
   config = hub_workdir.read_config(workdir)
-  if "finetune" in config:
-    raise ValueError(f"{workdir} is a fine-tuning workdir; bertlab exports pretraining "
-                     "workdirs (the encoder and its pretraining heads) only.")
   if os.path.abspath(out) == os.path.abspath(workdir):
     raise ValueError("--out must be a directory of its own, not the workdir.")
+  if "finetune" in config:
+    return _export_finetuned(config, workdir, out, part)
   model, params, step, dropped = exported_model(workdir, part)
   save_pretrained(model, params, out, tokenizer=hub_workdir.tokenizer(workdir))
   architecture = layouts.config_to_hf(model.config)["architectures"][0]
@@ -74,6 +78,27 @@ def export(workdir: str, out: str, part: str = "discriminator") -> dict:
     f.write(model_card.card(config, model, part, step, evaluations[-1] if evaluations else None,
                             hub_workdir.commands(workdir), architecture, dropped))
   return dict(architecture=architecture, step=step, dropped_heads=dropped,
+              files=sorted(os.listdir(out)))
+
+
+def _export_finetuned(config, workdir: str, out: str, part: str) -> dict:
+  """The best epoch's model as transformers' task class, with the tokenizer it was tuned with."""
+  if part != "discriminator":
+    raise ValueError(f"--part={part} is for ELECTRA pretraining workdirs; a fine-tuned ELECTRA "
+                     "is its discriminator with the task head.")
+  if not best_checkpoint.exists(workdir):
+    raise FileNotFoundError(f"{workdir} has no best checkpoint yet: let fine-tuning finish an "
+                            "epoch first.")
+  model_cfg, head, num_labels, labels = hub_workdir.read_finetuned_model(workdir)
+  params, best = best_checkpoint.read(workdir)
+  save_finetuned(model_cfg, head, num_labels, labels, params, out,
+                 tokenizer=hub_workdir.tokenizer(workdir))
+  architecture = layouts.finetuned_config_to_hf(model_cfg, head, num_labels,
+                                                labels)["architectures"][0]
+  with files.open_file(os.path.join(out, "README.md"), "w") as f:
+    f.write(model_card.finetuned_card(config, model_cfg, head, architecture, best,
+                                      hub_workdir.commands(workdir)))
+  return dict(architecture=architecture, step=best["step"], dropped_heads=(),
               files=sorted(os.listdir(out)))
 
 

@@ -121,3 +121,55 @@ def test_export_command_and_its_refusals(workdirs, tmp_path):
   assert wrong_part.returncode != 0 and "for ELECTRA workdirs" in wrong_part.stderr
   not_a_workdir = run(f"--workdir={tmp_path}", f"--out={tmp_path / 'y'}")
   assert not_a_workdir.returncode != 0 and "is not a bertlab workdir" in not_a_workdir.stderr
+
+
+def _sst2_like(path, count, seed):
+  rng = np.random.default_rng(seed)
+  rows = ["sentence\tlabel"]
+  for _ in range(count):
+    label = int(rng.integers(2))
+    words = list(rng.choice(["movie", "plot", "actor", "scene", "story"], 3))
+    rows.append(f"the {' '.join(words + ['good' if label else 'bad'])} .\t{label}")
+  path.write_text("\n".join(rows) + "\n")
+  return [row.split("\t")[0] for row in rows[1:]]
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta"])
+def test_a_finetuned_glue_workdir_exports_a_sequence_classifier(family, workdirs, tmp_path):
+  """Pretrained, fine-tuned on an SST-2-like task, exported: transformers' classifier gives the
+  logits of bertlab's best epoch and the predictions bertlab wrote."""
+  from bertlab.models.finetuning import FinetuningModel
+  from bertlab.train import best_checkpoint, finetuner
+  (tmp_path / "SST-2").mkdir()
+  _sst2_like(tmp_path / "SST-2" / "train.tsv", 64, 0)
+  dev = _sst2_like(tmp_path / "SST-2" / "dev.tsv", 24, 1)
+  config = load_config("finetune/glue.py:sst2")
+  config.finetune.init_from = workdirs[family]
+  config.data.update(data_dir=str(tmp_path), seq_len=16)
+  config.train.update(batch_size=8, eval_batch_size=8, epochs=1, learning_rate=2e-3)
+  workdir = str(tmp_path / "run")
+  finetuner.finetune(config, workdir)
+  out = str(tmp_path / "hf")
+  written = export.export(workdir, out)
+  prefix = {"bert": "Bert", "roberta": "Roberta"}[family]
+  assert written["architecture"] == f"{prefix}ForSequenceClassification"
+
+  hf_tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+  hf_model = transformers.AutoModelForSequenceClassification.from_pretrained(
+      out, attn_implementation="eager").eval()
+  assert hf_model.config.id2label == {0: "0", 1: "1"}
+  encoded = hf_tokenizer(dev, padding=True, return_tensors="np")
+  with torch.no_grad():
+    theirs = hf_model(**{k: torch.tensor(v) for k, v in encoded.items()}).logits.numpy()
+  model_cfg, head, num_labels, _ = hub_workdir.read_finetuned_model(workdir)
+  params, _ = best_checkpoint.read(workdir)
+  types = encoded.get("token_type_ids")
+  ours = FinetuningModel(model_cfg, head, num_labels).apply(
+      {"params": params}, jnp.asarray(encoded["input_ids"]),
+      attention_mask=jnp.asarray(encoded["attention_mask"]),
+      token_type_ids=None if types is None else jnp.asarray(types))
+  np.testing.assert_allclose(np.asarray(ours), theirs, atol=1e-4, rtol=1e-4)
+  with open(os.path.join(workdir, "predictions", "SST-2.dev.tsv")) as f:
+    written_predictions = [int(line.split("\t")[1]) for line in f.read().splitlines()[1:]]
+  assert theirs.argmax(-1).tolist() == written_predictions
+  assert "fine-tuned on glue sst2" in open(os.path.join(out, "README.md")).read()

@@ -175,9 +175,10 @@ def from_hf_tensors(hf: dict, tensors: dict, dtype: str = "float32"):
   return PretrainingModel(config), params
 
 
-def tensors_from_params(config: ModelConfig, params) -> dict[str, np.ndarray]:
+def tensors_from_params(config: ModelConfig, params, entries=None) -> dict[str, np.ndarray]:
+  """HF tensors of `params` per `entries` (default: the pretraining model's layout)."""
   flat = traverse_util.flatten_dict(nn.unbox(params), sep="/")
-  entries = layouts.layout(config)
+  entries = layouts.layout(config) if entries is None else entries
   missing = sorted(set(flat) - {e.path for e in entries})
   if missing:
     raise CheckpointMismatch("These parameters have no place in a Hugging Face "
@@ -195,10 +196,28 @@ def tensors_from_params(config: ModelConfig, params) -> dict[str, np.ndarray]:
 def save_pretrained(model, params, path: str, tokenizer=None) -> None:
   """Writes config.json + model.safetensors that transformers' from_pretrained loads, and
   with `tokenizer` (a bertlab Tokenizer) the files AutoTokenizer reads for it."""
-  from safetensors.numpy import save_file
   config = model.config
-  hf = layouts.config_to_hf(config)
+  _write_hf_directory(path, config, layouts.config_to_hf(config),
+                      tensors_from_params(config, params.get("params", params)), tokenizer)
+
+
+def save_finetuned(config: ModelConfig, head: str, num_labels: int, labels, params, path: str,
+                   tokenizer=None) -> None:
+  """A fine-tuned model (bertlab/models/finetuning.py) as transformers' task class:
+  ...ForSequenceClassification, ...ForQuestionAnswering or ...ForTokenClassification."""
+  entries = layouts.finetuning_layout(config, head)
+  _write_hf_directory(path, config, layouts.finetuned_config_to_hf(config, head, num_labels,
+                                                                   labels),
+                      tensors_from_params(config, params.get("params", params), entries),
+                      tokenizer)
+
+
+def _write_hf_directory(path: str, config: ModelConfig, hf: dict, tensors: dict, tokenizer):
+  from safetensors.numpy import save_file
   if tokenizer is not None:
+    if tokenizer.vocab_size > config.vocab_size:
+      raise ValueError(f"The tokenizer has {tokenizer.vocab_size} pieces, more than the "
+                       f"model's vocab_size {config.vocab_size}: not this model's tokenizer.")
     if config.positions_from_padding and tokenizer.pad_id != config.pad_token_id:
       raise ValueError(f"The tokenizer pads with id {tokenizer.pad_id}, but the model's "
                        f"positions count from pad_token_id={config.pad_token_id}: not this "
@@ -208,13 +227,9 @@ def save_pretrained(model, params, path: str, tokenizer=None) -> None:
               sep_token_id=tokenizer.sep_id)
     if tokenizer.kind == "bpe":
       hf.update(bos_token_id=tokenizer.cls_id, eos_token_id=tokenizer.sep_id)
-  tensors = tensors_from_params(config, params.get("params", params))
   os.makedirs(path, exist_ok=True)
   with open(os.path.join(path, "config.json"), "w") as f:
     json.dump(hf, f, indent=2, sort_keys=True)
   save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
   if tokenizer is not None:
-    if tokenizer.vocab_size > config.vocab_size:
-      raise ValueError(f"The tokenizer has {tokenizer.vocab_size} pieces, more than the "
-                       f"model's vocab_size {config.vocab_size}: not this model's tokenizer.")
     tokenizer_files.save_tokenizer(tokenizer, path, tokenizer_files.model_max_length(config))

@@ -211,6 +211,57 @@ def layout(config: ModelConfig) -> list[Entry]:
   return entries
 
 
+# Fine-tuning heads (bertlab/models/finetuning.py) in transformers' task classes: the pooled
+# output's classifier (BERT, ALBERT), or a dense + activation + out_proj head on the first token
+# (RoBERTa: tanh, ELECTRA: GELU, as bertlab's SequenceHead without a pooler).
+TASK_HEADS = {
+    "classification": {
+        "pooled": {"classifier/classifier": "classifier"},
+        "first_token": {"classifier/dense": "classifier.dense",
+                        "classifier/classifier": "classifier.out_proj"}},
+    "span": {"qa/qa_outputs": "qa_outputs"},
+    "token": {"tagger/classifier": "classifier"},
+}
+TASK_ARCHITECTURES = {"classification": "ForSequenceClassification",
+                      "regression": "ForSequenceClassification",
+                      "span": "ForQuestionAnswering", "token": "ForTokenClassification"}
+CLASS_PREFIX = {"bert": "Bert", "albert": "Albert", "roberta": "Roberta", "electra": "Electra"}
+
+
+def finetuning_layout(config: ModelConfig, head: str) -> list[Entry]:
+  """Every parameter of a FinetuningModel with `config` and `head`, and its HF key."""
+  model_type = hf_model_type(config)
+  if model_type not in CLASS_PREFIX:
+    raise ValueError(f"transformers' {model_type} task classes put a head of their own "
+                     "(dense + norm) before the classifier, which bertlab's fine-tuning heads "
+                     f"do not have: a fine-tuned {model_type} cannot be exported.")
+  table = TASK_HEADS["classification" if head == "regression" else head]
+  if head in ("classification", "regression"):
+    pooled = model_type in ("bert", "albert")
+    if pooled != config.use_pooler:
+      raise ValueError(f"transformers' {model_type} sequence classifier reads "
+                       f"{'the pooler' if pooled else 'the first token through its own dense'}"
+                       f", but this model has use_pooler={config.use_pooler}.")
+    table = table["pooled" if pooled else "first_token"]
+  entries = layout(config.replace(heads=()))
+  for path, hf in table.items():
+    entries += _dense(path, hf)
+  return entries
+
+
+def finetuned_config_to_hf(config: ModelConfig, head: str, num_labels: int,
+                           labels: list[str] | None) -> dict:
+  hf = config_to_hf(config.replace(heads=()))
+  hf["architectures"] = [CLASS_PREFIX[hf["model_type"]] + TASK_ARCHITECTURES[head]]
+  names = labels or [f"LABEL_{i}" for i in range(num_labels)]
+  hf.update(num_labels=num_labels, id2label={str(i): n for i, n in enumerate(names)},
+            label2id={n: i for i, n in enumerate(names)})
+  if head in ("classification", "regression"):
+    hf["problem_type"] = ("regression" if head == "regression"
+                          else "single_label_classification")
+  return hf
+
+
 def to_bertlab(entry: Entry, tensor: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
   """A Hugging Face tensor into bertlab's layout of `shape` (without the stacked axis)."""
   if entry.kind == "kernel":

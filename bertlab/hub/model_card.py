@@ -70,3 +70,28 @@ def card(config, model, part: str, step: int, held_out: dict | None, commands: l
       "# (the command was not recorded; the full config is bertlab's config.json)"]) + [
       "```", ""]
   return "\n".join(lines)
+
+
+def finetuned_card(config, model_config, head: str, architecture: str, best: dict,
+                   commands: list[str]) -> str:
+  """The card of a fine-tuned model: task, starting checkpoint, best epoch and its metrics."""
+  finetune, train = config.finetune, config.train
+  metrics = {k: v for k, v in best.get("metrics", {}).items() if isinstance(v, float)}
+  lines = [
+      "---", "library_name: transformers", "tags:", "- bertlab", f"- {model_config.family}",
+      f"- {finetune.task}", "---", "",
+      f"# {model_config.family} fine-tuned on {finetune.task} {finetune.name} with bertlab", "",
+      f"Exported as transformers' `{architecture}` ({head} head).", "",
+      "## Model", "",
+      f"- from {finetune.init_from or 'scratch (no pretrained encoder)'}",
+      f"- hidden size {model_config.hidden_size}, {model_config.num_layers} layers, vocabulary "
+      f"{model_config.vocab_size:,}",
+      "", "## Fine-tuning", "",
+      f"- {train.epochs} epochs of batch {train.batch_size}, {train.optimizer} at "
+      f"{train.learning_rate:g}, sequences of {config.data.seq_len} tokens",
+      f"- the best epoch, {best.get('epoch')} (step {best.get('step')}), on the dev split:", ""]
+  lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in metrics.items()]
+  lines += ["", "## How it was made", "", "```bash"] + (commands or [
+      "# (the command was not recorded; the full config is bertlab's config.json)"]) + [
+      "```", ""]
+  return "\n".join(lines)

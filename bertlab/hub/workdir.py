@@ -5,6 +5,7 @@ ELECTRA's workdir gives its discriminator, with the shared embeddings put back i
 encoder: the model ELECTRA fine-tunes.
 """
 
+import dataclasses
 import json
 import os
 import shlex
@@ -15,9 +16,13 @@ import orbax.checkpoint as ocp
 
 from bertlab import console, files
 from bertlab.hub import tokenizer_files
+from bertlab.models.config import ModelConfig
 
 CONFIG_FILE = "config.json"
 TOKENIZER_DIR = "tokenizer"
+# A fine-tuning workdir's model as it was built (its architecture came from init_from), its
+# head kind, label count and names.
+FINETUNED_MODEL_FILE = "model.json"
 # Every command line that trained in the workdir, one per line (the model card quotes them).
 COMMANDS_FILE = "commands.txt"
 
@@ -136,6 +141,28 @@ def load(path: str, dtype: str = "float32"):
   return PretrainingModel(model_cfg), params
 
 
+def write_finetuned_model(path: str, model_config, head: str, num_labels: int,
+                          labels: list[str] | None):
+  if jax.process_index() == 0:
+    record = dict(model=dataclasses.asdict(model_config), head=head, num_labels=num_labels,
+                  labels=labels)
+    target = os.path.join(path, FINETUNED_MODEL_FILE)
+    with files.open_file(target + ".tmp", "w") as f:
+      f.write(json.dumps(record, indent=2))
+    files.replace(target + ".tmp", target)
+
+
+def read_finetuned_model(path: str) -> tuple:
+  """(ModelConfig, head, num_labels, label names or None) of a fine-tuning workdir."""
+  target = os.path.join(path, FINETUNED_MODEL_FILE)
+  if not files.exists(target):
+    raise FileNotFoundError(f"{target} is missing: the workdir was fine-tuned before bertlab "
+                            "recorded its model; fine-tune it again to export it.")
+  record = files.read_json(target)
+  fields = {k: tuple(v) if isinstance(v, list) else v for k, v in record["model"].items()}
+  return ModelConfig(**fields), record["head"], record["num_labels"], record["labels"]
+
+
 def record_command(path: str, argv: list[str]):
   if jax.process_index() == 0:
     files.makedirs(path)
@@ -171,6 +198,6 @@ def tokenizer(path: str):
   config = read_config(path)
   saved = os.path.join(path, TOKENIZER_DIR)
   if files.exists(os.path.join(saved, "tokenizer_config.json")) and "://" not in path:
-    return load_tokenizer(saved, config.data.tokenizer, config.data.get("lower_case"),
+    return load_tokenizer(saved, None, config.data.get("lower_case"),
                           config.data.get("word_boundary", "marker"))
   return tokenizer_from_config(config.data, config.model.vocab_size)

@@ -57,3 +57,14 @@ def restore(workdir: str, abstract_params, shardings):
   params = ocp.StandardCheckpointer().restore(
       os.path.join(folder, record.pop("params", "params")), target)
   return params, record
+
+
+def read(workdir: str) -> tuple[dict, dict]:
+  """(params as host arrays, record): the best model read back on one host (for export),
+  without the run's shardings."""
+  folder = directory(workdir)
+  with files.open_file(os.path.join(folder, RECORD)) as f:
+    record = json.load(f)
+  params = ocp.StandardCheckpointer().restore(os.path.join(folder, record.pop("params",
+                                                                               "params")))
+  return params, record

@@ -279,7 +279,13 @@ def _prepare(config):
   model_cfg, encoder_params, tokenizer = resolve_init(config)
   config_checks.check_sequence_length(model_cfg, config.data.seq_len)
   job = build_job(config, tokenizer, model_cfg)
-  return model_cfg, encoder_params, job
+  return model_cfg, encoder_params, job, tokenizer
+
+
+def _label_names(job) -> list[str] | None:
+  """The class names in label-id order (GLUE's task labels, NER's tags); None otherwise."""
+  labels = getattr(job, "labels", None) or getattr(getattr(job, "task", None), "labels", None)
+  return list(labels) if labels else None
 
 
 def _split_arrays(job, split: str, config) -> dict:
@@ -308,7 +314,7 @@ def finetune(config, workdir: str) -> dict:
 
 
 def _finetune(config, workdir: str) -> dict:
-  model_cfg, encoder_params, job = _prepare(config)
+  model_cfg, encoder_params, job, tokenizer = _prepare(config)
   train_arrays = _split_arrays(job, "train", config)
   eval_arrays = {split: _split_arrays(job, split, config) for split in job.eval_splits}
   batch_size, epochs = config.train.batch_size, config.train.epochs
@@ -323,6 +329,10 @@ def _finetune(config, workdir: str) -> dict:
   if mngr.latest_step() is not None:
     hub_workdir.check_resume_config(config, workdir)
   hub_workdir.write_config(config, workdir)
+  # What the model is, whatever init_from was: bertlab.export rebuilds it from these alone.
+  hub_workdir.write_finetuned_model(workdir, model_cfg, job.head, job.num_labels,
+                                    _label_names(job))
+  hub_workdir.save_tokenizer(tokenizer, workdir, model_cfg)
   start_epoch, best = 0, None
   if mngr.latest_step() is not None:
     state, progress = checkpoints.restore(mngr, mngr.latest_step(), finetuner.abstract_state,
@@ -402,7 +412,7 @@ def write_predictions(finetuner, job, config, workdir: str, eval_arrays=None) ->
 
 def evaluate(config, workdir: str) -> dict:
   """`--mode=eval` of a fine-tuning config: the best checkpoint's metrics on each dev split."""
-  model_cfg, _, job = _prepare(config)
+  model_cfg, _, job, _ = _prepare(config)
   finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, 1)
   if not best_checkpoint.exists(workdir):
     raise FileNotFoundError(f"No best checkpoint in {workdir}/best: fine-tune first.")
