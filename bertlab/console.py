@@ -124,12 +124,11 @@ class Clock:
     return f"{duration(now - self.started)} elapsed, {duration(left)} left"
 
 
-def header_lines(config, workdir: str, start: int, params: int, mesh, examples: int) -> list[str]:
-  """Who is training what, where, on which data, from which step."""
-  model, data, train = config.model, config.data, config.train
+def header_lines(config, workdir: str, start: int, params: int, mesh) -> list[str]:
+  """Who is training what, where, from which step: printed before the data is prepared."""
+  model, train = config.model, config.train
   devices = jax.devices()
-  source = "the embedded corpus" if data.source == "default" else data.source
-  objectives = " + ".join(data.get("sentence_objective", "sentence") if head == "sentence"
+  objectives = " + ".join(config.data.get("sentence_objective", "sentence") if head == "sentence"
                           else head for head in model.get("heads", ())) or "none"
   mesh_text = " x ".join(f"{name} {size}" for name, size in mesh.shape.items())
   return [
@@ -137,12 +136,19 @@ def header_lines(config, workdir: str, start: int, params: int, mesh, examples: 
       f"{model.vocab_size:,}), {params:,} parameters; objectives: {objectives}",
       f"devices: {len(devices)} x {devices[0].device_kind} on {jax.process_count()} host(s); "
       f"mesh {mesh_text}",
-      f"data: {source}: {examples:,} sequences of {data.seq_len} tokens on this host "
-      f"({data.input_format}, {data.masking} masking)",
       f"train: {train.steps:,} steps of batch {train.batch_size}, {train.optimizer} "
       f"{train.learning_rate:g}; workdir {workdir}",
       f"Resumed from step {start} in {workdir}." if start else "starting at step 0",
   ]
+
+
+def data_line(config, examples: int, seconds: float, held_out: int | None = None) -> str:
+  data = config.data
+  source = "the embedded corpus" if data.source == "default" else data.source
+  evaluation = f", {held_out:,} held out" if held_out is not None else ""
+  return (f"data: {source}: {examples:,} sequences of {data.seq_len} tokens on this host"
+          f"{evaluation} ({data.input_format}, {data.masking} masking), ready in "
+          f"{duration(seconds)}")
 
 
 def closing_lines(workdir: str, last: dict, held_out: dict | None, step: int) -> list[str]:

@@ -219,6 +219,12 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
     hub_workdir.check_resume_config(config, workdir)
   state, start = restore_or_init(trainer, mngr)
   hub_workdir.write_config(config, workdir)  # what load_pretrained(workdir) rebuilds from
+  talk = jax.process_index() == 0 and on_step is None  # the sweep runner draws its own bar
+  if talk:
+    params = sum(x.size for x in jax.tree.leaves(trainer.abstract_state.params))
+    print("\n".join(console.header_lines(config, workdir, start, params, trainer.mesh)),
+          flush=True)
+  preparing = time.perf_counter()
   data = PretrainingData.from_config(config)
   hub_workdir.save_tokenizer(data.tokenizer, workdir, model_config(config))
   batches = data.batches(start)
@@ -234,12 +240,11 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
   timer, timed_steps = time.perf_counter(), 0
   in_flight = collections.deque()
   saver = checkpoints.Saver(mngr)
-  talk = jax.process_index() == 0 and on_step is None  # the sweep runner draws its own bar
-  clock = console.Clock(start, total, eval_every, time.perf_counter())
   if talk:
-    params = sum(x.size for x in jax.tree.leaves(trainer.abstract_state.params))
-    print("\n".join(console.header_lines(config, workdir, start, params, trainer.mesh,
-                                          len(data.examples["input_ids"]))), flush=True)
+    print(console.data_line(
+        config, len(data.examples["input_ids"]), time.perf_counter() - preparing,
+        None if eval_data is None else len(eval_data.examples["input_ids"])), flush=True)
+  clock = console.Clock(start, total, eval_every, time.perf_counter())
   held_out = None
   try:
     for step in range(start, total):
