@@ -116,7 +116,7 @@ def main():
                      seq_len=args.seq_len)
   config.train.update(epochs=args.epochs, learning_rate=args.learning_rate,
                       batch_size=args.batch_size, log_every=1000)
-  model_cfg, _, job = finetuner._prepare(config)
+  model_cfg, _, job, _ = finetuner._prepare(config)
   if job.head != "classification":
     raise SystemExit(f"{args.task} is not a classification task.")
   train, dev = job.arrays("train"), job.arrays(job.eval_splits[0])

@@ -208,7 +208,7 @@ def test_init_from_a_bertlab_workdir_and_feature_based_mode(tmp_path):
   _sst2_like(data / "dev.tsv", 16, 1)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
                  finetune__init_from=pretrained, finetune__freeze_encoder=True)
-  model_cfg, encoder, job = finetuner._prepare(config)
+  model_cfg, encoder, job, _ = finetuner._prepare(config)
   tuner = finetuner.Finetuner(config, model_cfg, job.head, job.num_labels, 4)
   state = tuner.init_state(encoder)
   same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), state.params["encoder"], encoder)
@@ -242,7 +242,7 @@ def test_init_from_a_hugging_face_directory_with_its_vocabulary(tmp_path):
   _sst2_like(data / "dev.tsv", 8, 1)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
                  finetune__init_from=hf_dir)
-  model_cfg, encoder, job = finetuner._prepare(config)
+  model_cfg, encoder, job, _ = finetuner._prepare(config)
   assert model_cfg.hidden_size == 32 and job._encode  # the checkpoint's architecture
   _, params = bertlab.load_pretrained(hf_dir)
   word = params["encoder"]["embeddings"]["word_embeddings"]["embedding"]
@@ -271,7 +271,7 @@ def test_init_from_an_original_tf_checkpoint_with_the_vocabulary_beside_it(tmp_p
   _sst2_like(data / "dev.tsv", 8, 1)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
                  finetune__init_from=str(tmp_path / "model.ckpt"))
-  model_cfg, encoder, job = finetuner._prepare(config)
+  model_cfg, encoder, job, _ = finetuner._prepare(config)
   assert model_cfg.hidden_size == SIZES["hidden_size"] and model_cfg.hidden_act == "gelu_tanh"
   _, params = bertlab.load_pretrained(str(tmp_path / "model.ckpt"))
   word = params["encoder"]["embeddings"]["word_embeddings"]["embedding"]
