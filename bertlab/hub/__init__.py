@@ -18,6 +18,7 @@ from flax import traverse_util
 from bertlab import files
 from bertlab.hub import layouts, tokenizer_files
 from bertlab.models.config import ModelConfig
+from bertlab.models.embeddings import longest_sequence
 from bertlab.models.pretraining import PretrainingModel
 from bertlab.summary import abstract_params
 
@@ -232,4 +233,4 @@ def _write_hf_directory(path: str, config: ModelConfig, hf: dict, tensors: dict,
     json.dump(hf, f, indent=2, sort_keys=True)
   save_file(tensors, os.path.join(path, "model.safetensors"), metadata={"format": "pt"})
   if tokenizer is not None:
-    tokenizer_files.save_tokenizer(tokenizer, path, tokenizer_files.model_max_length(config))
+    tokenizer_files.save_tokenizer(tokenizer, path, longest_sequence(config))

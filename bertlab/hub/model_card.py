@@ -21,8 +21,15 @@ def _objectives(config) -> list[str]:
 
 
 def _metrics_table(row: dict) -> list[str]:
-  keys = [k for k in row if k.endswith(("_accuracy", "_auc", "_loss")) or k == "loss"]
+  """Losses and rates of `row`; a fine-tuning record's metrics (every float) as they are."""
+  keys = [k for k in row if k.endswith(("_accuracy", "_auc", "_loss")) or k == "loss"] or list(row)
   return ["| metric | value |", "|---|---|"] + [f"| {k} | {row[k]:.4f} |" for k in keys]
+
+
+def _command_block(commands: list[str]) -> list[str]:
+  return ["", "## How it was made", "", "```bash"] + (commands or [
+      "# (the command was not recorded; the full config is bertlab's config.json)"]) + [
+      "```", ""]
 
 
 def card(config, model, part: str, step: int, held_out: dict | None, commands: list[str],
@@ -66,10 +73,7 @@ def card(config, model, part: str, step: int, held_out: dict | None, commands: l
     lines += _metrics_table({k: v for k, v in held_out.items() if k != "step"})
   else:
     lines.append("None was run (`train.eval_every` was 0 and `--mode=eval` was not used).")
-  lines += ["", "## How it was made", "", "```bash"] + (commands or [
-      "# (the command was not recorded; the full config is bertlab's config.json)"]) + [
-      "```", ""]
-  return "\n".join(lines)
+  return "\n".join(lines + _command_block(commands))
 
 
 def finetuned_card(config, model_config, head: str, architecture: str, best: dict,
@@ -90,8 +94,4 @@ def finetuned_card(config, model_config, head: str, architecture: str, best: dic
       f"- {train.epochs} epochs of batch {train.batch_size}, {train.optimizer} at "
       f"{train.learning_rate:g}, sequences of {config.data.seq_len} tokens",
       f"- the best epoch, {best.get('epoch')} (step {best.get('step')}), on the dev split:", ""]
-  lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in metrics.items()]
-  lines += ["", "## How it was made", "", "```bash"] + (commands or [
-      "# (the command was not recorded; the full config is bertlab's config.json)"]) + [
-      "```", ""]
-  return "\n".join(lines)
+  return "\n".join(lines + _metrics_table(metrics) + _command_block(commands))

@@ -27,12 +27,6 @@ def special_tokens(tokenizer) -> dict[str, str]:
   return tokens
 
 
-def model_max_length(model_config) -> int:
-  """The longest input the model takes: RoBERTa's positions start after the padding index."""
-  offset = model_config.pad_token_id + 1 if model_config.positions_from_padding else 0
-  return model_config.max_position_embeddings - offset
-
-
 def _write(path: str, content: str | bytes):
   with files.open_file(path, "wb" if isinstance(content, bytes) else "w") as f:
     f.write(content)

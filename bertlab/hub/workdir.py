@@ -17,6 +17,7 @@ import orbax.checkpoint as ocp
 from bertlab import console, files
 from bertlab.hub import tokenizer_files
 from bertlab.models.config import ModelConfig
+from bertlab.models.embeddings import longest_sequence
 
 CONFIG_FILE = "config.json"
 TOKENIZER_DIR = "tokenizer"
@@ -36,14 +37,18 @@ def read_config(path: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(files.read_json(os.path.join(path, CONFIG_FILE)))
 
 
+def _write_whole(target: str, text: str):
+  """Written beside the old file and swapped in, so a kill leaves one whole."""
+  with files.open_file(target + ".tmp", "w") as f:
+    f.write(text)
+  files.replace(target + ".tmp", target)
+
+
 def write_config(config, path: str):
   """config.json, written beside the old one and swapped in, so a kill leaves one whole."""
   if jax.process_index() == 0:
     files.makedirs(path)
-    target = os.path.join(path, CONFIG_FILE)
-    with files.open_file(target + ".tmp", "w") as f:
-      f.write(config.to_json(indent=2))
-    files.replace(target + ".tmp", target)
+    _write_whole(os.path.join(path, CONFIG_FILE), config.to_json(indent=2))
 
 
 # Keys a resumed run may change: how long it goes on, how it logs, saves and is laid out on
@@ -146,10 +151,7 @@ def write_finetuned_model(path: str, model_config, head: str, num_labels: int,
   if jax.process_index() == 0:
     record = dict(model=dataclasses.asdict(model_config), head=head, num_labels=num_labels,
                   labels=labels)
-    target = os.path.join(path, FINETUNED_MODEL_FILE)
-    with files.open_file(target + ".tmp", "w") as f:
-      f.write(json.dumps(record, indent=2))
-    files.replace(target + ".tmp", target)
+    _write_whole(os.path.join(path, FINETUNED_MODEL_FILE), json.dumps(record, indent=2))
 
 
 def read_finetuned_model(path: str) -> tuple:
@@ -185,7 +187,7 @@ def save_tokenizer(tokenizer, path: str, model_config):
   target = os.path.join(path, TOKENIZER_DIR)
   if jax.process_index() == 0 and not files.exists(os.path.join(target, "tokenizer_config.json")):
     tokenizer_files.save_tokenizer(tokenizer, target + ".tmp",
-                                   tokenizer_files.model_max_length(model_config))
+                                   longest_sequence(model_config))
     if files.exists(target):
       files.rmtree(target)
     files.replace(target + ".tmp", target)

@@ -63,6 +63,12 @@ def longest_position(config: ModelConfig, seq_len: int) -> int:
   return seq_len + config.pad_token_id if config.positions_from_padding else seq_len - 1
 
 
+def longest_sequence(config: ModelConfig) -> int:
+  """The most tokens a sequence may have: the inverse of `longest_position`."""
+  offset = config.pad_token_id + 1 if config.positions_from_padding else 0
+  return config.max_position_embeddings - offset
+
+
 def check_sequence_length(config: ModelConfig, seq_len: int, where: str = "data.seq_len"):
   """Tokens past the position table would look up nothing (NaN or garbage): refuse them."""
   if config.position_embedding == "rotary":
@@ -72,7 +78,7 @@ def check_sequence_length(config: ModelConfig, seq_len: int, where: str = "data.
     raise ValueError(
         f"{where}={seq_len} needs position {last}, but model.max_position_embeddings is "
         f"{config.max_position_embeddings}. Shorten {where} to at most "
-        f"{seq_len - (last - config.max_position_embeddings + 1)} or raise "
+        f"{longest_sequence(config)} or raise "
         "model.max_position_embeddings.")
 
 

@@ -47,24 +47,24 @@ def save(workdir: str, params, record: dict) -> None:
       files.rmtree(os.path.join(folder, entry))
 
 
-def restore(workdir: str, abstract_params, shardings):
-  """(params placed in `shardings`, record) of the best so far."""
+def _record(workdir: str) -> tuple[str, dict]:
+  """(the best parameters' directory, the record without its name)."""
   folder = directory(workdir)
   with files.open_file(os.path.join(folder, RECORD)) as f:
     record = json.load(f)
+  return os.path.join(folder, record.pop("params", "params")), record
+
+
+def restore(workdir: str, abstract_params, shardings):
+  """(params placed in `shardings`, record) of the best so far."""
+  path, record = _record(workdir)
   target = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                         abstract_params, shardings)
-  params = ocp.StandardCheckpointer().restore(
-      os.path.join(folder, record.pop("params", "params")), target)
-  return params, record
+  return ocp.StandardCheckpointer().restore(path, target), record
 
 
 def read(workdir: str) -> tuple[dict, dict]:
   """(params as host arrays, record): the best model read back on one host (for export),
   without the run's shardings."""
-  folder = directory(workdir)
-  with files.open_file(os.path.join(folder, RECORD)) as f:
-    record = json.load(f)
-  params = ocp.StandardCheckpointer().restore(os.path.join(folder, record.pop("params",
-                                                                               "params")))
-  return params, record
+  path, record = _record(workdir)
+  return ocp.StandardCheckpointer().restore(path), record
