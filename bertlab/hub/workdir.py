@@ -18,6 +18,7 @@ from bertlab import console, files
 from bertlab.hub import tokenizer_files
 from bertlab.models.config import ModelConfig
 from bertlab.models.embeddings import longest_sequence
+from bertlab.train import checkpoints
 
 CONFIG_FILE = "config.json"
 TOKENIZER_DIR = "tokenizer"
@@ -102,7 +103,8 @@ def latest_params(path: str) -> tuple[dict, int]:
   step = mngr.latest_step()
   if step is None:
     raise FileNotFoundError(f"{directory} holds no checkpoint: pretrain first.")
-  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  target = checkpoints.on_this_host(mngr.item_metadata(step)["state"])
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
   state = restored["state"]
   params = state["params"] if isinstance(state, dict) else state.params
   return params, step

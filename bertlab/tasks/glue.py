@@ -9,9 +9,12 @@ dependency; tests hold them equal to scikit-learn and scipy.
 
 import csv
 import dataclasses
+import io
 import os
 
 import numpy as np
+
+from bertlab import files
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,9 +76,10 @@ def get_task(name: str) -> GlueTask:
 
 
 def read_tsv(path: str) -> list[list[str]]:
-  # Unquoted, as the GLUE files are written; utf-8-sig drops MRPC's byte-order mark.
-  with open(path, encoding="utf-8-sig", newline="") as f:
-    return list(csv.reader(f, delimiter="\t", quotechar=None))
+  # Unquoted, as the GLUE files are written; MRPC's byte-order mark dropped.
+  with files.open_file(path) as f:
+    text = f.read().removeprefix("\ufeff")
+  return list(csv.reader(io.StringIO(text, newline=""), delimiter="\t", quotechar=None))
 
 
 def _check_label(task: GlueTask, label: str, where: str):
@@ -114,16 +118,16 @@ def read_examples(task: GlueTask, path: str, test: bool = False) -> list[Example
 def local_files(task: GlueTask, data_dir: str) -> dict[str, str]:
   """{split: path} of the files present under `data_dir` (or `data_dir/<GLUE name>`)."""
   folder = os.path.join(data_dir, task.name)
-  folder = folder if os.path.isdir(folder) else data_dir
+  folder = folder if files.isdir(folder) else data_dir
   names = {"train": "train.tsv", **{s: f"{s}.tsv" for s in task.dev_splits}}
   tests = ("test_matched", "test_mismatched") if task.name == "MNLI" else ("test",)
   names.update({t: f"{t}.tsv" for t in tests})
-  files = {split: os.path.join(folder, name) for split, name in names.items()
-           if os.path.exists(os.path.join(folder, name))}
-  if "train" not in files and not any(s in files for s in task.dev_splits):
+  found = {split: os.path.join(folder, name) for split, name in names.items()
+           if files.exists(os.path.join(folder, name))}
+  if "train" not in found and not any(s in found for s in task.dev_splits):
     raise FileNotFoundError(f"No {task.name} train.tsv or dev files in {folder}. Point "
                             "data.data_dir at the GLUE folder, or leave it empty for TFDS.")
-  return files
+  return found
 
 
 def tfds_examples(name: str, split: str, limit: int | None = None) -> list[Example]:
@@ -207,7 +211,7 @@ def compute_metrics(task: GlueTask, predictions, labels) -> dict[str, float]:
 
 def write_submission(task: GlueTask, guids, predictions, path: str):
   """GLUE's submission file: `index<TAB>prediction`, labels by name, STS-B scores in [0, 5]."""
-  with open(path, "w", encoding="utf-8") as f:
+  with files.open_file(path, "w") as f:
     f.write("index\tprediction\n")
     for guid, value in zip(guids, predictions):
       if task.labels is None:
@@ -233,8 +237,7 @@ class GlueJob:
     self._examples = {}
     limits = {"train": data_config.get("max_train_examples") or None}
     if data_config.get("data_dir"):
-      files = local_files(self.task, data_config.data_dir)
-      for split, path in files.items():
+      for split, path in local_files(self.task, data_config.data_dir).items():
         self._examples[split] = read_examples(self.task, path, test=split.startswith("test"))
     else:
       for split in ("train",) + self.eval_splits:

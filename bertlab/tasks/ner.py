@@ -8,6 +8,8 @@ import os
 
 import numpy as np
 
+from bertlab import files
+
 CONLL2003_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC",
                     "I-MISC")
 SPLIT_FILES = {"train": ("train.txt",), "dev": ("valid.txt", "dev.txt", "testa.txt"),
@@ -26,23 +28,24 @@ def read_conll(path: str, labels=CONLL2003_LABELS, tag_column: int = -1) -> list
   between sentences, `-DOCSTART-` lines skipped. A tag outside `labels` names its line."""
   allowed = set(labels)
   sentences, words, tags = [], [], []
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, 1):
-      fields = line.split()
-      if not fields or fields[0] == "-DOCSTART-":
-        if words:
-          sentences.append(Sentence(words, tags))
-          words, tags = [], []
-        continue
-      if len(fields) < 2:
-        raise ValueError(f"{path}, line {line_number}: {len(fields)} column, expected a word "
-                         "and its tag (CoNLL-2003: word, POS, chunk, NER tag).")
-      tag = fields[tag_column]
-      if tag not in allowed:
-        raise ValueError(f"{path}, line {line_number}: tag {tag!r} is not in the label set "
-                         f"{list(labels)}; set the task's labels to include it.")
-      words.append(fields[0])
-      tags.append(tag)
+  with files.open_file(path) as f:
+    lines = f.read().splitlines()
+  for line_number, line in enumerate(lines, 1):
+    fields = line.split()
+    if not fields or fields[0] == "-DOCSTART-":
+      if words:
+        sentences.append(Sentence(words, tags))
+        words, tags = [], []
+      continue
+    if len(fields) < 2:
+      raise ValueError(f"{path}, line {line_number}: {len(fields)} column, expected a word "
+                       "and its tag (CoNLL-2003: word, POS, chunk, NER tag).")
+    tag = fields[tag_column]
+    if tag not in allowed:
+      raise ValueError(f"{path}, line {line_number}: tag {tag!r} is not in the label set "
+                       f"{list(labels)}; set the task's labels to include it.")
+    words.append(fields[0])
+    tags.append(tag)
   if words:
     sentences.append(Sentence(words, tags))
   return sentences
@@ -51,7 +54,7 @@ def read_conll(path: str, labels=CONLL2003_LABELS, tag_column: int = -1) -> list
 def local_file(data_dir: str, split: str) -> str | None:
   for name in SPLIT_FILES[split]:
     path = os.path.join(data_dir, name)
-    if os.path.exists(path):
+    if files.exists(path):
       return path
   return None
 
@@ -117,7 +120,7 @@ def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict[str
 
 def write_conll(path: str, sentences: list[Sentence], predicted: list[list[str]]):
   """conlleval's input: `word gold predicted` per token, a blank line between sentences."""
-  with open(path, "w", encoding="utf-8") as f:
+  with files.open_file(path, "w") as f:
     for sentence, tags in zip(sentences, predicted):
       for word, gold, guess in zip(sentence.words, sentence.tags, tags):
         f.write(f"{word} {gold} {guess}\n")

@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from bertlab import files
 from bertlab.data import finetune as encode
 from bertlab.tasks import squad_metrics
 
@@ -31,7 +32,7 @@ class Question:
 
 def read_squad(path: str) -> tuple[list[dict], list[Question]]:
   """The raw `data` list (for the official scorer) and the questions of a SQuAD JSON file."""
-  with open(path, encoding="utf-8") as f:
+  with files.open_file(path) as f:
     data = json.load(f)["data"]
   questions = []
   for article in data:
@@ -108,14 +109,14 @@ class SquadJob:
     self.main_metric = "f1"
     self.eval_splits = ("dev",)
     self._data, self._questions = {}, {}
-    files = {"v1": ("train-v1.1.json", "dev-v1.1.json"),
+    names = {"v1": ("train-v1.1.json", "dev-v1.1.json"),
              "v2": ("train-v2.0.json", "dev-v2.0.json")}[version]
     limits = {"train": data_config.get("max_train_examples") or None,
               "dev": data_config.get("max_eval_examples") or None}
-    for split, name in zip(("train", "dev"), files):
+    for split, name in zip(("train", "dev"), names):
       if data_config.get("data_dir"):
         path = data_config.get(f"{split}_file") or os.path.join(data_config.data_dir, name)
-        if not os.path.exists(path):
+        if not files.exists(path):
           if split == "train":
             continue
           raise FileNotFoundError(f"SQuAD {version}: no {path}. Point data.data_dir at the "
@@ -276,7 +277,7 @@ class SquadJob:
     if self.version == "v2":
       outputs["null_odds.json"] = null_odds
     for name, value in outputs.items():
-      with open(os.path.join(directory, name), "w", encoding="utf-8") as f:
+      with files.open_file(os.path.join(directory, name), "w") as f:
         json.dump(value, f, indent=2, ensure_ascii=False)
     return os.path.join(directory, "predictions.json")
 

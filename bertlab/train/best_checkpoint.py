@@ -13,6 +13,7 @@ import jax
 import orbax.checkpoint as ocp
 
 from bertlab import files
+from bertlab.train import checkpoints
 
 BEST_DIR, RECORD = "best", "best.json"
 
@@ -64,7 +65,8 @@ def restore(workdir: str, abstract_params, shardings):
 
 
 def read(workdir: str) -> tuple[dict, dict]:
-  """(params as host arrays, record): the best model read back on one host (for export),
-  without the run's shardings."""
+  """(params, record): the best model read back whole on this host (for export), whatever
+  mesh wrote it."""
   path, record = _record(workdir)
-  return ocp.StandardCheckpointer().restore(path), record
+  checkpointer = ocp.StandardCheckpointer()
+  return checkpointer.restore(path, checkpoints.on_this_host(checkpointer.metadata(path))), record

@@ -108,12 +108,27 @@ def _path_name(path) -> str:
   return "/".join(parts)
 
 
+def stored_tree(metadata):
+  """The tree of array metadata inside what orbax's `metadata` / `item_metadata` return."""
+  tree = getattr(metadata, "item_metadata", metadata)
+  return getattr(tree, "tree", tree)
+
+
+def on_this_host(metadata) -> object:
+  """A restore target with the stored shapes and dtypes, whole on this host's first device:
+  reads a checkpoint written on any mesh and any number of hosts (orbax refuses to place
+  arrays by the writer's topology when it is not this one)."""
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                      stored_tree(metadata),
+                      is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
+
+
 def check_shapes(mngr: ocp.CheckpointManager, step: int, abstract_state):
   """A checkpoint of another architecture: name every mismatched shape, keep the files."""
-  stored = mngr.item_metadata(step)["state"]
-  stored_tree = getattr(stored, "tree", stored)
+  stored = stored_tree(mngr.item_metadata(step)["state"])
   ours = {_path_name(k): v for k, v in jax.tree_util.tree_leaves_with_path(abstract_state)}
-  by_name = {_path_name(k): v for k, v in jax.tree_util.tree_leaves_with_path(stored_tree)}
+  by_name = {_path_name(k): v for k, v in jax.tree_util.tree_leaves_with_path(stored)}
   problems = []
   for name, leaf in ours.items():
     other = by_name.pop(name, None)

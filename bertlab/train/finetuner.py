@@ -27,15 +27,9 @@ from bertlab.models.finetuning import FinetuningModel
 from bertlab.train import (best_checkpoint, checkpoints, metrics as metric_lib, partitioning,
                            workdir_lock)
 from bertlab.train.optimizers import build_optimizer
+from bertlab.train.state import TrainState, check_finite
 
 TASKS = ("glue", "squad", "ner")
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: dict
-  opt_state: optax.OptState
 
 
 def build_job(config, tokenizer, model_config: ModelConfig):
@@ -183,19 +177,23 @@ class Finetuner:
     return self.model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
                             batch["token_type_ids"])
 
-  def step(self, state, host_batch):
+  def step(self, state, batch):
+    """One train step on a global `batch` that every host holds whole; each feeds its rows."""
     with jax.sharding.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
-      return self._step(state, partitioning.global_batch(host_batch, self.mesh))
+      return self._step(state, partitioning.global_batch(partitioning.process_rows(batch),
+                                                         self.mesh))
 
   def predict(self, params, arrays: dict, batch_size: int):
-    """The head's outputs for every row of `arrays`, in order, as numpy."""
+    """The head's outputs for every row of `arrays`, in order, as numpy on every host (each
+    computes its rows of each batch; the outputs are gathered across hosts)."""
     inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
     count, outputs = len(inputs["input_ids"]), []
     with jax.sharding.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
       for batch in finetune_data.batches(inputs, batch_size, None, drop_remainder=False):
         batch = {k: v.numpy() for k, v in batch.items() if k != "example_weight"}
-        outputs.append(jax.device_get(self._predict(
-            params, partitioning.global_batch(batch, self.mesh))))
+        local = partitioning.process_rows(batch)
+        outputs.append(partitioning.to_host(self._predict(
+            params, partitioning.global_batch(local, self.mesh))))
     if isinstance(outputs[0], tuple):
       return tuple(np.concatenate([o[i] for o in outputs])[:count] for i in range(2))
     return np.concatenate(outputs)[:count]
@@ -357,9 +355,9 @@ def _finetune(config, workdir: str) -> dict:
         count += 1
         if count % config.train.log_every == 0 or count == steps_per_epoch:
           values = {k: float(v) for k, v in jax.device_get(values).items()}
-          if not np.isfinite(values["loss"]):
-            raise FloatingPointError(f"The loss is {values['loss']} at epoch {epoch + 1}, "
-                                     f"step {count}; lower train.learning_rate.")
+          kept = mngr.latest_step()  # checkpoints/ counts epochs
+          check_finite(values["loss"], f"epoch {epoch + 1}, step {count}",
+                       f"epoch {kept}" if kept is not None else "none")
           for k, v in values.items():
             sums[k] = v
       seconds = time.perf_counter() - timer
@@ -402,11 +400,14 @@ def write_predictions(finetuner, job, config, workdir: str, eval_arrays=None) ->
   directory = os.path.join(workdir, "predictions")
   files.makedirs(directory)
   results = _evaluate_splits(finetuner, job, params, config, eval_arrays)
+  writes = jax.process_index() == 0  # every host predicts (the steps span all); one writes
   for split, (_, predictions) in results.items():
-    job.write_predictions(split, predictions, directory)
+    if writes:
+      job.write_predictions(split, predictions, directory)
   for split in getattr(job, "test_splits", lambda: ())():
     outputs = finetuner.predict(params, job.test_arrays(split), config.train.eval_batch_size)
-    job.write_test_predictions(split, outputs, directory)
+    if writes:
+      job.write_test_predictions(split, outputs, directory)
   return {split: metrics for split, (metrics, _) in results.items()} | {"best": best}
 
 

@@ -12,6 +12,7 @@ import math
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ("data", "fsdp", "tensor")
@@ -84,6 +85,28 @@ def check_batch_splits(batch_size: int, mesh: Mesh, key: str = "train.batch_size
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec())
+
+
+def process_rows(batch: dict) -> dict:
+  """This process's rows of a global batch that every host holds whole (fine-tuning encodes
+  its small datasets on each host): the contiguous share `global_batch` expects from it."""
+  count = jax.process_count()
+  if count == 1:
+    return batch
+  rows = len(next(iter(batch.values())))
+  if rows % count:
+    raise ValueError(f"A batch of {rows} rows does not split over {count} processes; use a "
+                     f"batch size that is a multiple of {count}.")
+  share = rows // count
+  first = jax.process_index() * share
+  return {k: v[first:first + share] for k, v in batch.items()}
+
+
+def to_host(tree):
+  """A tree of (possibly multi-host) arrays as numpy, whole on every host."""
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def global_batch(local: dict, mesh: Mesh) -> dict:

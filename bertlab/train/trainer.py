@@ -13,7 +13,6 @@ import signal
 import sys
 import time
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -27,6 +26,7 @@ from bertlab.hub import workdir as hub_workdir
 from bertlab.tasks import pretraining
 from bertlab.train import checkpoints, metrics as metric_lib, partitioning, workdir_lock
 from bertlab.train.optimizers import build_optimizer, learning_rate_schedule, stable_end_step
+from bertlab.train.state import NonFiniteLoss, TrainState, check_finite  # noqa: F401 (re-exported)
 
 # What the train step reads from a batch of bertlab/data/pipeline.py.
 MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label",
@@ -34,17 +34,6 @@ MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label
                 "span_weights")
 # Present only when rows are packed (doc_sentences with data.pack_sequences).
 PACKED_FIELD = "sequence_ids"
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: dict
-  opt_state: optax.OptState
-
-
-class NonFiniteLoss(FloatingPointError):
-  pass
 
 
 # The exit status of a run stopped by SIGTERM after saving (EX_TEMPFAIL: try again), so a
@@ -179,12 +168,8 @@ class _Preemption:
 
 
 def _check_finite(step: int, value: float, mngr):
-  if not np.isfinite(value):
-    kept = mngr.latest_step()
-    raise NonFiniteLoss(
-        f"The loss is {value} at step {step}. Stopped without saving; the last good "
-        f"checkpoint is {'step ' + str(kept) if kept is not None else 'none'}. Lower "
-        "train.learning_rate or raise train.warmup_steps, then rerun to resume from it.")
+  kept = mngr.latest_step()
+  check_finite(value, f"step {step}", f"step {kept}" if kept is not None else "none")
 
 
 def restore_or_init(trainer: Trainer, mngr) -> tuple[TrainState, int]:
