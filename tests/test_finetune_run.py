@@ -227,6 +227,31 @@ def test_init_from_a_bertlab_workdir_and_feature_based_mode(tmp_path):
                             after["classifier"]["classifier"]["kernel"])
 
 
+def test_eval_mode_scores_the_workdirs_own_model_without_init_from(tmp_path):
+  """`--mode=eval` reads the fine-tuned workdir's model and vocabulary: the pretrained
+  checkpoint it started from may be gone."""
+  import shutil
+  pretrained = str(tmp_path / "pretrained")
+  _pretrain_tiny(pretrained)
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  _sst2_like(data / "train.tsv", 32, 0)
+  _sst2_like(data / "dev.tsv", 16, 1)
+  config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
+                 finetune__init_from=pretrained)
+  workdir = str(tmp_path / "run")
+  best = finetuner.finetune(config, workdir)
+  shutil.rmtree(pretrained)
+  scored = finetuner.evaluate(config, workdir)
+  assert scored["dev"] == pytest.approx(best["metrics"])
+  sys.path.insert(0, os.path.join(ROOT, "tests"))
+  import finetune_helpers
+  finetune_helpers.write_data("stsb", str(tmp_path))
+  other = _tiny("finetune/glue.py:stsb", data__data_dir=str(tmp_path))
+  with pytest.raises(ValueError, match="classification head of 2 labels.*regression with 1"):
+    finetuner.evaluate(other, workdir)
+
+
 @needs_shared
 def test_init_from_a_hugging_face_directory_with_its_vocabulary(tmp_path):
   import shutil

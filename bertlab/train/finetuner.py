@@ -21,6 +21,7 @@ import optax
 
 from bertlab import config_checks, console, files
 from bertlab.data import finetune as finetune_data
+from bertlab.hub import workdir as hub_workdir
 from bertlab.models.config import ModelConfig
 from bertlab.models.encoder import SUBLAYERS, copy_of_layer
 from bertlab.models.finetuning import FinetuningModel
@@ -321,7 +322,6 @@ def _finetune(config, workdir: str) -> dict:
     raise ValueError(f"{len(train_arrays['input_ids'])} training examples make no batch of "
                      f"{batch_size}; lower train.batch_size.")
   finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, epochs * steps_per_epoch)
-  from bertlab.hub import workdir as hub_workdir
   # checkpoints/: the last finished epoch's state, and the epoch and best record as its data.
   mngr = checkpoints.manager(workdir, config.train)
   if mngr.latest_step() is not None:
@@ -412,10 +412,22 @@ def write_predictions(finetuner, job, config, workdir: str, eval_arrays=None) ->
 
 
 def evaluate(config, workdir: str) -> dict:
-  """`--mode=eval` of a fine-tuning config: the best checkpoint's metrics on each dev split."""
-  model_cfg, _, job, _ = _prepare(config)
-  finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, 1)
+  """`--mode=eval` of a fine-tuning config: the best checkpoint's metrics on each dev split.
+
+  The model and vocabulary are the workdir's own (its model.json and tokenizer/), not
+  `finetune.init_from` again: that checkpoint may be gone, moved or since retrained; the data
+  and task come from `config`, so the same model can be scored on other dev files."""
   if not best_checkpoint.exists(workdir):
     raise FileNotFoundError(f"No best checkpoint in {workdir}/best: fine-tune first.")
+  model_cfg, head, num_labels, _ = hub_workdir.read_finetuned_model(workdir)
+  model_cfg = model_cfg.replace(dtype=config.model.dtype)
+  config_checks.check_sequence_length(model_cfg, config.data.seq_len)
+  job = build_job(config, hub_workdir.tokenizer(workdir), model_cfg)
+  if (job.head, job.num_labels) != (head, num_labels):
+    raise ValueError(f"{workdir} was fine-tuned with a {head} head of {num_labels} labels; "
+                     f"finetune {config.finetune.task} {config.finetune.name} needs "
+                     f"{job.head} with {job.num_labels}. Evaluate it with the config that "
+                     "fine-tuned it.")
+  finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, 1)
   return write_predictions(finetuner, job, config, workdir)
 
