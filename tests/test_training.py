@@ -181,3 +181,9 @@ def test_held_out_evaluation_during_training_reaches_metrics_and_tensorboard(tmp
           for event in tf.compat.v1.train.summary_iterator(str(path))
           for value in event.summary.value}
   assert {"eval/mlm_accuracy", "eval/mlm_loss", "mlm_accuracy"} <= tags
+  mode_eval = [r for r in read_metrics(str(tmp_path)) if r.get("split") == "eval"][-1]
+  assert mode_eval["step"] == 6 and mode_eval["mlm_loss"] == pytest.approx(final["mlm_loss"])
+  steps = [event.step for path in (tmp_path / "tensorboard").iterdir()
+           for event in tf.compat.v1.train.summary_iterator(str(path))
+           for value in event.summary.value if value.tag == "eval/mlm_loss"]
+  assert sorted(steps) == [3, 6, 6]  # --mode=eval's row reaches TensorBoard too

@@ -8,7 +8,6 @@ reads the same batches and draws the same dropout as an uninterrupted one.
 import collections
 import contextlib
 import functools
-import json
 import signal
 import sys
 import time
@@ -19,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from bertlab import config_checks, console, files
+from bertlab import config_checks, console
 from bertlab.configs import build_model, model_config
 from bertlab.data.pipeline import PretrainingData
 from bertlab.hub import workdir as hub_workdir
@@ -315,9 +314,16 @@ def evaluate(config, workdir: str) -> dict:
   data = PretrainingData.from_config(config, split="eval")
   results = {"step": step, **held_out_metrics(trainer, state, data, config.train.eval_batches)}
   if jax.process_index() == 0:
+    # The row training's held-out evaluations write (split "eval"), so it reaches TensorBoard
+    # and the curves too. A refused write loses nothing: the numbers are still returned.
     try:
-      files.append_text(f"{workdir}/metrics.jsonl", json.dumps({"eval": True, **results}) + "\n")
-    except OSError as error:  # the numbers are still returned (and printed by --mode=eval)
+      writer = metric_lib.MetricWriter(workdir)
+      try:
+        writer.write(step, dict({k: v for k, v in results.items() if k != "step"}, eval=True,
+                                split="eval"))
+      finally:
+        writer.close()
+    except Exception as error:  # noqa: BLE001 (gfile raises tf.errors.OpError, not OSError)
       print(f"Not recorded in the workdir (is it read-only?): {error}", file=sys.stderr,
             flush=True)
   return results
