@@ -91,3 +91,15 @@ def override_flags(overrides: dict[str, Any]) -> list[str]:
       text = str(value)
     flags.append(f"--config.{key}={text}")
   return flags
+
+
+JOB_KINDS = ("finetune", "electra", "pretraining")
+
+
+def job_kind(config) -> str:
+  """What a config runs, from the sections it has: "finetune" (a `finetune` section),
+  "electra" (generator + discriminator pretraining) or "pretraining" (one model). The one
+  place that decides it."""
+  if "finetune" in config:
+    return "finetune"
+  return "electra" if "electra" in config else "pretraining"

@@ -6,7 +6,7 @@ import typing
 
 import ml_collections
 
-from bertlab.config_files import PROJECT_ROOT
+from bertlab.config_files import PROJECT_ROOT, job_kind
 from bertlab.models.config import ModelConfig, from_config_dict, unknown_key_error
 from bertlab.models.pretraining import ElectraModel, PretrainingModel
 
@@ -87,11 +87,12 @@ def finetune_head(config: ml_collections.ConfigDict) -> tuple[str, int]:
 def build_model(config: ml_collections.ConfigDict):
   """The module a config describes: a pretraining model, or a fine-tuning one (from scratch;
   with `finetune.init_from`, the checkpoint's architecture replaces `model`)."""
-  if "finetune" in config:
+  kind = job_kind(config)
+  if kind == "finetune":
     from bertlab.models.finetuning import FinetuningModel
     head, labels = finetune_head(config)
     return FinetuningModel(model_config(config), head, labels)
-  if "electra" in config:
+  if kind == "electra":
     discriminator = model_config(config)
     if config.electra.get("disc_mlm_weight", 0.0) and "mlm" not in discriminator.heads:
       raise ValueError(

@@ -19,6 +19,7 @@ import os
 from absl import app, flags
 
 from bertlab import console, files
+from bertlab.config_files import job_kind
 from bertlab.configs import generator_config, model_config
 from bertlab.hub import (layouts, model_card, save_finetuned, save_pretrained,
                          workdir as hub_workdir)
@@ -36,7 +37,7 @@ _PART = flags.DEFINE_enum("part", "discriminator", PARTS, "ELECTRA: which model 
 
 def _model_and_params(config, params: dict, part: str):
   """The exported model's config and parameter tree (one model, even for ELECTRA)."""
-  if "electra" not in config:
+  if job_kind(config) != "electra":
     if part != "discriminator":
       raise ValueError(f"--part={part} is for ELECTRA workdirs; this one is "
                        f"{config.model.family}'s, a single model.")
@@ -68,7 +69,7 @@ def export(workdir: str, out: str, part: str = "discriminator") -> dict:
   config = hub_workdir.read_config(workdir)
   if os.path.abspath(out) == os.path.abspath(workdir):
     raise ValueError("--out must be a directory of its own, not the workdir.")
-  if "finetune" in config:
+  if job_kind(config) == "finetune":
     return _export_finetuned(config, workdir, out, part)
   model, params, step, dropped = exported_model(workdir, part)
   save_pretrained(model, params, out, tokenizer=hub_workdir.tokenizer(workdir))

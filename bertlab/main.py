@@ -12,6 +12,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from bertlab import console, summary
+from bertlab.config_files import job_kind
 
 MODES = ("train", "eval", "summary", "inspect_data")
 
@@ -52,7 +53,7 @@ def main(argv):
     import json
     from bertlab.train import checkpoints
     from bertlab.train.trainer import Preempted
-    if "finetune" in _CONFIG.value:
+    if job_kind(_CONFIG.value) == "finetune":
       from bertlab.train import finetuner as trainer
       run, evaluate = trainer.finetune, trainer.evaluate
     else:

@@ -265,10 +265,6 @@ class PretrainingData:
     """Numpy batches from global step `start_step` on, forever."""
     return self.dataset(start_step).prefetch(prefetch).as_numpy_iterator()
 
-  def epoch_batches(self, epoch: int) -> Iterator[dict[str, np.ndarray]]:
-    """The batches of one epoch."""
-    return self.dataset(epoch * self.batches_per_epoch).take(
-        self.batches_per_epoch).prefetch(4).as_numpy_iterator()
 
 
 def static_masked_copies(arrays: dict[str, np.ndarray], config: masking.MaskingConfig,

@@ -76,7 +76,6 @@ class Tokenizer:
           "train one with `python -m bertlab.data.train_tokenizer`.")
     for name, tok in names.items():
       setattr(self, f"{name}_id", index[tok])
-    self.special_ids = sorted(index[t] for t in names.values())
     self._word_start = tf.constant(self._marker_word_starts())
     self._build()
 

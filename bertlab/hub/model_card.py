@@ -1,6 +1,7 @@
 """The README.md model card of an exported model: what it is, what it learnt from, how well,
 and the bertlab command that made it."""
 
+from bertlab.config_files import job_kind
 from bertlab.summary import count_params
 
 OBJECTIVES = {"mlm": "masked language modelling", "nsp": "next-sentence prediction",
@@ -14,7 +15,7 @@ def _objectives(config) -> list[str]:
     if head == "sentence":
       head = config.data.get("sentence_objective", "nsp")
     names.append(OBJECTIVES.get(head, head))
-  if "electra" in config:
+  if job_kind(config) == "electra":
     names = ["masked language modelling (generator)", "replaced-token detection "
              f"(discriminator, weight {config.electra.disc_weight:g})"]
   return names
@@ -37,7 +38,7 @@ def card(config, model, part: str, step: int, held_out: dict | None, commands: l
   """Markdown for README.md; `held_out` is the last held-out evaluation (None: never ran)."""
   m, data, train = config.model, config.data, config.train
   _, total = count_params(model)
-  family = m.family + (f" ({part})" if "electra" in config else "")
+  family = m.family + (f" ({part})" if job_kind(config) == "electra" else "")
   source = "bertlab's embedded corpus" if data.source == "default" else f"`{data.source}`"
   lines = [
       "---", "library_name: transformers", "tags:", "- bertlab", f"- {m.family}",

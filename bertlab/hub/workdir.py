@@ -15,6 +15,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from bertlab import console, files
+from bertlab.config_files import job_kind
 from bertlab.hub import tokenizer_files
 from bertlab.models.config import ModelConfig
 from bertlab.models.embeddings import longest_sequence
@@ -142,7 +143,7 @@ def load(path: str, dtype: str = "float32"):
   from bertlab.models.pretraining import PretrainingModel
   config = read_config(path)
   params, _ = latest_params(path)
-  if "electra" in config:
+  if job_kind(config) == "electra":
     params = electra_discriminator_params(params)
   model_cfg = model_config(config).replace(dtype=dtype)
   return PretrainingModel(model_cfg), params

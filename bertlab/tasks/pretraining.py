@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from bertlab.config_files import job_kind
 from bertlab.tasks import vocab_parallel
 
 
@@ -168,4 +169,4 @@ def electra_loss(model, params, batch, rng, config,
 
 def loss_fn(config):
   """The family's objective: (model, params, batch, rng, config, train) -> (loss, metrics)."""
-  return electra_loss if "electra" in config else pretraining_loss
+  return electra_loss if job_kind(config) == "electra" else pretraining_loss

@@ -10,14 +10,11 @@ import jax
 
 
 def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None, local_device_count: int | None = None,
-               auto: bool = False):
+               process_id: int | None = None, auto: bool = False):
   if coordinator_address is None and num_processes is None:
     if auto:
       jax.distributed.initialize()  # TPU pod: peers from the TPU metadata
     return
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU backend only
-  if local_device_count:
-    jax.config.update("jax_num_cpu_devices", local_device_count)
   jax.distributed.initialize(coordinator_address=coordinator_address,
                              num_processes=num_processes, process_id=process_id)
