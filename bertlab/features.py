@@ -55,6 +55,7 @@ def pool(hidden, attention_mask, how: str):
 def extract(model, params, tokenizer, texts: list[tuple[str, ...]], layers: list[int],
             how: str = "first", seq_len: int = 128, batch_size: int = 64) -> dict[int, np.ndarray]:
   """{layer: [texts, hidden]} of the pooled hidden states."""
+  # Imported here, not at the top: the command runs console.setup before TensorFlow loads.
   from bertlab.data import finetune as encode
   arrays = encode.encode_texts(tokenizer, texts, seq_len, model.config.type_vocab_size)
   encoder_params = params["encoder"]

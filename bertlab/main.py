@@ -44,6 +44,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   console.setup_from_flags()
+  # bertlab imports below console.setup: TensorFlow's start-up notices are filtered only
+  # for imports after it (bertlab/console.py)
   if _MODE.value in ("train", "eval"):
     from bertlab.train import distributed
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,

@@ -33,7 +33,7 @@ def parse_set(items: list[str]) -> dict:
 
 def dry_run_lines(sweep: spec.Sweep, extra: dict) -> list[str]:
   """Each point's overrides and full config; building each model checks its keys."""
-  from bertlab.configs import build_model
+  from bertlab.configs import build_model  # the models load jax: not for --launch alone
   lines = [f"# {sweep.title}: {len(sweep.points)} points, base {sweep.config}"]
   for index, point in enumerate(sweep.points, 1):
     config = sweep.point_config(point, extra)
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                         args.zone, args.repo_dir)))
     return 0
   console.setup(args.verbosity)
+  # after console.setup: TensorFlow's start-up notices are filtered for later imports only
   from bertlab.train.trainer import Preempted
   try:
     rows = runner.run_sweep(sweep, args.workdir, extra, progress=not args.no_progress)

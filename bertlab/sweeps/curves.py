@@ -97,7 +97,7 @@ def plot_run(workdir: str, family: str, path: str | None = None, size: str = "ti
 
 def make_reference(family: str, workdir: str, out: str, size: str = "tiny") -> list[dict]:
   """Trains `configs/<family>.py:<size>` in `workdir/<family>` and writes its CSV and PNG."""
-  from bertlab.train import trainer
+  from bertlab.train import trainer  # TensorFlow: after the command's console.setup
   config = config_files.load(f"configs/{family}.py:{size}")
   run_dir = os.path.join(workdir, family)
   trainer.train_and_evaluate(config, run_dir)
@@ -121,6 +121,7 @@ def main(argv=None):
   console.add_verbosity_argument(parser)
   args = parser.parse_args(argv)
   console.setup(args.verbosity)
+  # after console.setup: TensorFlow's start-up notices are filtered for later imports only
   from bertlab.train.trainer import Preempted
   for family in args.families.split(","):
     if family not in FAMILIES:

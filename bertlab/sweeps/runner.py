@@ -42,6 +42,8 @@ def _check_same_config(path: str, saved: dict, config) -> None:
 def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | None = None,
               on_step=None) -> dict[str, Any]:
   """Trains and evaluates one point (or reads its finished result): its row of results.csv."""
+  # The trainer (TensorFlow, jax) loads on the first point, after the command's console.setup;
+  # experiment files import bertlab.sweeps and stay light.
   from bertlab.train import trainer
   config = sweep.point_config(point, extra)
   point_dir = os.path.join(workdir, point.name)

@@ -20,11 +20,15 @@ import numpy as np
 import optax
 
 from bertlab import config_checks, console, files
-from bertlab.data import finetune as finetune_data
-from bertlab.hub import workdir as hub_workdir
+from bertlab.configs import model_config
+from bertlab.data import finetune as finetune_data, tokenizers
+from bertlab.hub import load_pretrained, workdir as hub_workdir
 from bertlab.models.config import ModelConfig
 from bertlab.models.encoder import SUBLAYERS, copy_of_layer
 from bertlab.models.finetuning import FinetuningModel
+from bertlab.tasks.glue import GlueJob
+from bertlab.tasks.ner import NerJob
+from bertlab.tasks.squad import SquadJob
 from bertlab.train import (best_checkpoint, checkpoints, metrics as metric_lib, partitioning,
                            workdir_lock)
 from bertlab.train.optimizers import build_optimizer
@@ -36,14 +40,11 @@ TASKS = ("glue", "squad", "ner")
 def build_job(config, tokenizer, model_config: ModelConfig):
   task, name = config.finetune.task, config.finetune.name
   if task == "glue":
-    from bertlab.tasks.glue import GlueJob
     return GlueJob(name, config.data, tokenizer, model_config.type_vocab_size)
   if task == "squad":
-    from bertlab.tasks.squad import SquadJob
     return SquadJob(name, config.data, tokenizer, model_config.type_vocab_size,
                     config.get("squad"))
   if task == "ner":
-    from bertlab.tasks.ner import NerJob
     return NerJob(config.data, tokenizer, tuple(config.finetune.labels))
   raise ValueError(f"Unknown finetune.task {task!r}; valid: {', '.join(TASKS)}.")
 
@@ -219,13 +220,11 @@ def _fit_encoder(fresh: dict, pretrained: dict) -> dict:
 def load_with_tokenizer(path: str, vocab: str = "default", lower_case: bool | None = None):
   """(model, params, tokenizer) of a checkpoint: a bertlab workdir, a Hugging Face directory
   or a TF checkpoint, with its own vocabulary unless `vocab` names one."""
-  from bertlab.data import tokenizers
-  from bertlab.hub import load_pretrained, workdir
   model, params = load_pretrained(path)
   if vocab != "default":
     tokenizer = tokenizers.load_tokenizer(vocab, None, lower_case)
-  elif workdir.is_workdir(path):
-    tokenizer = workdir.tokenizer(path)
+  elif hub_workdir.is_workdir(path):
+    tokenizer = hub_workdir.tokenizer(path)
   else:
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     try:
@@ -246,8 +245,6 @@ def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
   A checkpoint brings its own architecture and vocabulary; `data.vocab` overrides the
   vocabulary (for a checkpoint directory that holds none). From scratch, `model` and `data`
   of the config say both."""
-  from bertlab.configs import model_config
-  from bertlab.data import tokenizers
   init_from = config.finetune.init_from
   if not init_from:
     cfg = model_config(config)
