@@ -481,3 +481,22 @@ def test_finetuning_in_two_processes_equals_one_process_and_one_device(tmp_path,
   # same mesh on one or two processes must be identical.
   _assert_same_run(runs["one"], runs["eight"], f"{task}: 8 devices vs 1", same_mesh=False)
   _assert_same_run(runs["eight"], runs["two"], f"{task}: 2 processes vs 1")
+
+
+
+def test_a_nan_loss_stops_fine_tuning_as_it_stops_pretraining(tmp_path, monkeypatch):
+  """One NaN behaviour for both loops: NonFiniteLoss naming where, nothing saved."""
+  import jax.numpy as jnp
+  from bertlab.train.state import NonFiniteLoss
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  _sst2_like(data / "train.tsv", 16, 0)
+  _sst2_like(data / "dev.tsv", 8, 1)
+  config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1)
+  real = finetuner.task_loss
+  monkeypatch.setattr(finetuner, "task_loss", lambda head, outputs, batch: (
+      real(head, outputs, batch)[0] * jnp.nan, real(head, outputs, batch)[1]))
+  workdir = str(tmp_path / "run")
+  with pytest.raises(NonFiniteLoss, match="(?s)loss is nan at epoch 1, step 1.*checkpoint is none"):
+    finetuner.finetune(config, workdir)
+  assert not os.path.exists(os.path.join(workdir, "best"))
