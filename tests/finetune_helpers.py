@@ -19,7 +19,8 @@ CONTEXT = ("The Normans were the people who in the 10th and 11th centuries gave 
            "Normandy, a region in France. They were descended from Norse raiders.")
 
 
-def _sst2_rows(rng, count):
+def sst2_rows(rng, count):
+  """Sentences whose label is whether they say "good" or "bad": learnable in a few steps."""
   rows = ["sentence\tlabel"]
   for _ in range(count):
     label = int(rng.integers(2))
@@ -64,7 +65,7 @@ def write_data(task: str, folder: str) -> None:
   rng = np.random.default_rng(0)
   os.makedirs(folder, exist_ok=True)
   if task in ("sst2", "stsb"):
-    name, make = {"sst2": ("SST-2", _sst2_rows), "stsb": ("STS-B", _stsb_rows)}[task]
+    name, make = {"sst2": ("SST-2", sst2_rows), "stsb": ("STS-B", _stsb_rows)}[task]
     os.makedirs(os.path.join(folder, name), exist_ok=True)
     for split, count in (("train", 32), ("dev", 20)):  # 20: a last eval batch part padding
       with open(os.path.join(folder, name, f"{split}.tsv"), "w") as f:

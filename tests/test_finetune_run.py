@@ -12,7 +12,9 @@ import jax
 import numpy as np
 import pytest
 
+import finetune_helpers
 from bertlab_test_helpers import ROOT, load_config
+from finetune_helpers import WORDS
 from bertlab.hub import workdir as hub_workdir
 from bertlab.train import finetuner
 
@@ -20,19 +22,13 @@ SHARED = os.path.join(ROOT, "..", "shared", "data")
 needs_shared = pytest.mark.skipif(not os.path.isdir(SHARED),
                                   reason="../shared/data (CI's real data samples) is absent")
 
-WORDS = ["movie", "plot", "actor", "scene", "story", "film", "music", "ending"]
-
-
-def _sst2_like(path, count, seed):
-  """Sentences whose label is whether they say "good" or "bad": learnable in a few steps."""
-  rng = np.random.default_rng(seed)
-  rows = ["sentence\tlabel"]
-  for _ in range(count):
-    label = int(rng.integers(2))
-    words = list(rng.choice(WORDS, 3)) + ["good" if label else "bad"]
-    rng.shuffle(words)
-    rows.append(f"the {' '.join(words)} .\t{label}")
-  path.write_text("\n".join(rows) + "\n")
+def _sst2_dir(tmp_path, train: int, dev: int):
+  """`tmp_path/SST-2` with `train` and `dev` sentences (point data.data_dir at tmp_path)."""
+  data = tmp_path / "SST-2"
+  data.mkdir()
+  for name, count, seed in (("train.tsv", train, 0), ("dev.tsv", dev, 1)):
+    rows = finetune_helpers.sst2_rows(np.random.default_rng(seed), count)
+    (data / name).write_text("\n".join(rows) + "\n")
 
 
 def _tiny(config_spec, **overrides):
@@ -52,10 +48,7 @@ def _rows(workdir):
 
 
 def test_glue_from_local_files_learns_and_writes_the_submission(tmp_path):
-  data = tmp_path / "SST-2"
-  data.mkdir()
-  _sst2_like(data / "train.tsv", 96, 0)
-  _sst2_like(data / "dev.tsv", 40, 1)
+  _sst2_dir(tmp_path, 96, 40)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=3)
   workdir = str(tmp_path / "run")
   best = finetuner.finetune(config, workdir)
@@ -203,10 +196,7 @@ def test_init_from_a_bertlab_workdir_and_feature_based_mode(tmp_path):
   _pretrain_tiny(pretrained)
   model, params = bertlab.load_pretrained(pretrained)
   assert model.config.hidden_size == 128 and "mlm" in params
-  data = tmp_path / "SST-2"
-  data.mkdir()
-  _sst2_like(data / "train.tsv", 32, 0)
-  _sst2_like(data / "dev.tsv", 16, 1)
+  _sst2_dir(tmp_path, 32, 16)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
                  finetune__init_from=pretrained, finetune__freeze_encoder=True)
   model_cfg, encoder, job, _ = finetuner._prepare(config)
@@ -233,10 +223,7 @@ def test_eval_mode_scores_the_workdirs_own_model_without_init_from(tmp_path):
   import shutil
   pretrained = str(tmp_path / "pretrained")
   _pretrain_tiny(pretrained)
-  data = tmp_path / "SST-2"
-  data.mkdir()
-  _sst2_like(data / "train.tsv", 32, 0)
-  _sst2_like(data / "dev.tsv", 16, 1)
+  _sst2_dir(tmp_path, 32, 16)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
                  finetune__init_from=pretrained)
   workdir = str(tmp_path / "run")
@@ -244,8 +231,6 @@ def test_eval_mode_scores_the_workdirs_own_model_without_init_from(tmp_path):
   shutil.rmtree(pretrained)
   scored = finetuner.evaluate(config, workdir)
   assert scored["dev"] == pytest.approx(best["metrics"])
-  sys.path.insert(0, os.path.join(ROOT, "tests"))
-  import finetune_helpers
   finetune_helpers.write_data("stsb", str(tmp_path))
   other = _tiny("finetune/glue.py:stsb", data__data_dir=str(tmp_path))
   with pytest.raises(ValueError, match="classification head of 2 labels.*regression with 1"):
@@ -262,10 +247,7 @@ def test_init_from_a_hugging_face_directory_with_its_vocabulary(tmp_path):
                                       num_attention_heads=2, intermediate_size=64)
   transformers.BertForPreTraining(hf_config).save_pretrained(hf_dir)
   shutil.copy(os.path.join(SHARED, "vocab", "bert-base-uncased", "vocab.txt"), hf_dir)
-  data = tmp_path / "SST-2"
-  data.mkdir()
-  _sst2_like(data / "train.tsv", 16, 0)
-  _sst2_like(data / "dev.tsv", 8, 1)
+  _sst2_dir(tmp_path, 16, 8)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
                  finetune__init_from=hf_dir)
   model_cfg, encoder, job, _ = finetuner._prepare(config)
@@ -291,10 +273,7 @@ def test_init_from_an_original_tf_checkpoint_with_the_vocabulary_beside_it(tmp_p
   hf_model = transformers.BertForPreTraining(transformers.BertConfig(**sizes))
   write_tf_checkpoint(tf_variables(hf_model, "bert"), str(tmp_path / "model.ckpt"))
   (tmp_path / "bert_config.json").write_text(json.dumps({**sizes, "hidden_act": "gelu"}))
-  data = tmp_path / "SST-2"
-  data.mkdir()
-  _sst2_like(data / "train.tsv", 16, 0)
-  _sst2_like(data / "dev.tsv", 8, 1)
+  _sst2_dir(tmp_path, 16, 8)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
                  finetune__init_from=str(tmp_path / "model.ckpt"))
   model_cfg, encoder, job, _ = finetuner._prepare(config)
@@ -363,10 +342,7 @@ def test_summary_of_a_finetuning_config_counts_its_head():
 
 
 def test_a_run_resumed_after_an_epoch_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
-  data = tmp_path / "SST-2"
-  data.mkdir()
-  _sst2_like(data / "train.tsv", 32, 0)
-  _sst2_like(data / "dev.tsv", 8, 1)
+  _sst2_dir(tmp_path, 32, 8)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path))
 
   def final_params(workdir):
@@ -470,8 +446,6 @@ def test_finetuning_in_two_processes_equals_one_process_and_one_device(tmp_path,
   batch and the predictions are gathered from both, so the run is the 8-device one, which is
   the 1-device one: classification (in the default run), regression, span QA and token
   tagging (slow: three runs each)."""
-  sys.path.insert(0, os.path.join(ROOT, "tests"))
-  import finetune_helpers
   finetune_helpers.write_data(task, tmp_path / "data")
   runs = {}
   for name, devices, processes in (("one", 1, 1), ("eight", 8, 1), ("two", 4, 2)):
@@ -488,10 +462,7 @@ def test_a_nan_loss_stops_fine_tuning_as_it_stops_pretraining(tmp_path, monkeypa
   """One NaN behaviour for both loops: NonFiniteLoss naming where, nothing saved."""
   import jax.numpy as jnp
   from bertlab.train.state import NonFiniteLoss
-  data = tmp_path / "SST-2"
-  data.mkdir()
-  _sst2_like(data / "train.tsv", 16, 0)
-  _sst2_like(data / "dev.tsv", 8, 1)
+  _sst2_dir(tmp_path, 16, 8)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1)
   real = finetuner.task_loss
   monkeypatch.setattr(finetuner, "task_loss", lambda head, outputs, batch: (

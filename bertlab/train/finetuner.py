@@ -352,9 +352,9 @@ def _finetune(config, workdir: str) -> dict:
         count += 1
         if count % config.train.log_every == 0 or count == steps_per_epoch:
           values = {k: float(v) for k, v in jax.device_get(values).items()}
-          kept = mngr.latest_step()  # checkpoints/ counts epochs
+          # checkpoints/ holds every finished epoch: the last good one is the one before
           check_finite(values["loss"], f"epoch {epoch + 1}, step {count}",
-                       f"epoch {kept}" if kept is not None else "none")
+                       f"epoch {epoch}" if epoch else "none")
           for k, v in values.items():
             sums[k] = v
       seconds = time.perf_counter() - timer
