@@ -68,10 +68,17 @@ class SelfAttention(nn.Module):
     if rotary is not None:
       query, key = rotate(query, *rotary), rotate(key, *rotary)
     query = query / jnp.sqrt(config.head_dim).astype(query.dtype)
-    scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
-    probs = jax.nn.softmax(scores + attention_bias, axis=-1).astype(config.compute_dtype)
-    probs = nn.Dropout(config.attention_dropout_rate)(probs, deterministic=deterministic)
-    context = jnp.einsum("bhqk,bkhd->bqhd", probs, value)
+    if config.attention == "einsum":
+      scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
+      probs = jax.nn.softmax(scores + attention_bias, axis=-1).astype(config.compute_dtype)
+      probs = nn.Dropout(config.attention_dropout_rate)(probs, deterministic=deterministic)
+      context = jnp.einsum("bhqk,bkhd->bqhd", probs, value)
+    else:
+      # The same bias (padding, packed rows' blocks, the local window) as a boolean mask: the
+      # fused kernels take a mask where an additive bias of -inf-like values would not fuse.
+      context = jax.nn.dot_product_attention(
+          query, key, value, mask=attention_bias >= 0, scale=1.0,
+          implementation=config.attention)
     out = dense(config, config.hidden_size, ("heads", "kv", "embed"), "output",
                 axis=(-2, -1), use_bias=config.dense_bias)(context)
     out = checkpoint_name(out, "attention_out")

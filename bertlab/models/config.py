@@ -12,6 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 
 SHARING_CHOICES = ("all", "attention", "ffn", "none")
+# How attention is computed: einsum + softmax written out (the reference, with attention
+# dropout), or jax.nn.dot_product_attention, by XLA or cuDNN's fused kernel (GPU, bf16/fp16);
+# the fused paths have no attention dropout.
+ATTENTION_CHOICES = ("einsum", "xla", "cudnn")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 NORM_POSITIONS = ("post", "pre")
 NORM_KINDS = ("layer_norm", "rms_norm")
@@ -76,6 +80,7 @@ class ModelConfig:
   local_rope_theta: float | None = None
   dropout_rate: float = 0.1
   attention_dropout_rate: float = 0.1
+  attention: str = "einsum"
   initializer_range: float = 0.02
   use_pooler: bool = True
   # Pretraining heads on top of the encoder: subset of HEAD_CHOICES.
@@ -95,6 +100,12 @@ class ModelConfig:
 
     check_choice("family", self.family, FAMILIES)
     check_choice("sharing", self.sharing, SHARING_CHOICES)
+    check_choice("attention", self.attention, ATTENTION_CHOICES)
+    if self.attention != "einsum" and self.attention_dropout_rate:
+      raise ValueError(
+          f"model.attention={self.attention!r} (jax.nn.dot_product_attention) has no attention "
+          f"dropout, but model.attention_dropout_rate={self.attention_dropout_rate}: set it to "
+          "0 (ModernBERT trains without) or keep model.attention='einsum'.")
     check_choice("hidden_act", self.hidden_act, ACTIVATIONS)
     if self.head_act is not None:
       check_choice("head_act", self.head_act, ACTIVATIONS)
