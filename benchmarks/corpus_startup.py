@@ -27,7 +27,7 @@ _DATA = """
 import sys, time
 from bertlab import config_files
 from bertlab.data.pipeline import PretrainingData
-from bertlab.data.tokenizers import tokenizer_from_config
+from bertlab.data.vocab import tokenizer_from_config
 config = config_files.apply_overrides(config_files.load(sys.argv[1]), {"data.source": sys.argv[2]})
 start = time.perf_counter()
 if sys.argv[3] == "vocab":

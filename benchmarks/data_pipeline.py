@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def bertlab_pipeline(config, docs, epochs: int = 3):
   from bertlab.data import examples, pipeline
-  from bertlab.data.tokenizers import tokenizer_from_config
+  from bertlab.data.vocab import tokenizer_from_config
   start = time.perf_counter()
   tokenizer = tokenizer_from_config(config.data, config.model.vocab_size)
   tokenized = pipeline.tokenize_documents(docs, tokenizer)
@@ -100,7 +100,7 @@ def main():
                        max_predictions=int(round(seq_len * 0.15 * 1.05)))
     config.train.batch_size = args.batch
     ours = bertlab_pipeline(config, docs)
-    from bertlab.data.tokenizers import default_vocab
+    from bertlab.data.vocab import default_vocab
     theirs = hf_pipeline(default_vocab("wordpiece", config.model.vocab_size), docs, seq_len,
                          args.batch)
     if cold:

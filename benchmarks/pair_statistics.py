@@ -50,7 +50,7 @@ def statistics(rows) -> dict:
 def bertlab_rows(text: str, vocab: str, seed: int, data: dict) -> list:
   from bertlab import config_files
   from bertlab.data import corpus, pipeline
-  from bertlab.data.tokenizers import tokenizer_from_config
+  from bertlab.data.vocab import tokenizer_from_config
   config = config_files.apply_overrides(config_files.load("configs/bert.py:base"), {
       "data.source": text, "data.vocab": vocab, "data.seq_len": SEQ,
       "data.max_predictions": PREDICTIONS, "data.dupe_factor": DUPE, "data.short_seq_prob": SHORT,

@@ -1,4 +1,7 @@
-"""Helpers shared by the config files in configs/ and the code that reads them."""
+"""Helpers for the config files in configs/: sizes, the sections every pretraining and
+fine-tuning config has, and their defaults. Configs become models in bertlab/models/build.py
+(pretraining) and bertlab/tasks/finetuning.py (fine-tuning); bertlab/jobs.py picks between
+them."""
 
 import dataclasses
 import os
@@ -6,9 +9,8 @@ import typing
 
 import ml_collections
 
-from bertlab.config_files import PROJECT_ROOT, job_kind
+from bertlab.config_files import PROJECT_ROOT
 from bertlab.models.config import ModelConfig, from_config_dict, unknown_key_error
-from bertlab.models.pretraining import ElectraModel, PretrainingModel
 
 
 def parse_arg(arg: str | None, sizes: dict, default: str) -> tuple[str, dict]:
@@ -52,56 +54,6 @@ def base_config(model: dict) -> ml_collections.ConfigDict:
       value = ml_collections.config_dict.placeholder(kind)
     config.model[field.name] = value
   return config
-
-
-def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
-  return from_config_dict(config.model)
-
-
-def generator_config(config: ml_collections.ConfigDict) -> ModelConfig:
-  """ELECTRA's generator: the discriminator's depth and E, a smaller width (Section 3.2).
-
-  `electra.generator_hidden_size` <= 1 is a fraction of the discriminator's hidden size, as
-  in the paper's generator-size study; > 1 is the width itself. Heads are 64 wide.
-  """
-  disc = model_config(config)
-  size = config.electra.generator_hidden_size
-  hidden = int(round(size * disc.hidden_size)) if size <= 1 else int(size)
-  return disc.replace(
-      hidden_size=hidden, num_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
-      embedding_size=disc.embed_size, heads=("mlm",), use_pooler=False)
-
-
-def finetune_head(config: ml_collections.ConfigDict) -> tuple[str, int]:
-  """(head kind, labels) of a fine-tuning config's task, without reading its data."""
-  task, name = config.finetune.task, config.finetune.name
-  if task == "glue":
-    from bertlab.tasks.glue import get_task
-    labels = get_task(name).labels
-    return ("regression", 1) if labels is None else ("classification", len(labels))
-  if task == "squad":
-    return "span", 2
-  return "token", len(config.finetune.labels)
-
-
-def build_model(config: ml_collections.ConfigDict):
-  """The module a config describes: a pretraining model, or a fine-tuning one (from scratch;
-  with `finetune.init_from`, the checkpoint's architecture replaces `model`)."""
-  kind = job_kind(config)
-  if kind == "finetune":
-    from bertlab.models.finetuning import FinetuningModel
-    head, labels = finetune_head(config)
-    return FinetuningModel(model_config(config), head, labels)
-  if kind == "electra":
-    discriminator = model_config(config)
-    if config.electra.get("disc_mlm_weight", 0.0) and "mlm" not in discriminator.heads:
-      raise ValueError(
-          f"electra.disc_mlm_weight={config.electra.disc_mlm_weight} trains an MLM head on the "
-          f"discriminator, whose model.heads are {discriminator.heads}: add it with "
-          "--config.model.heads=\"('rtd', 'mlm')\", or set electra.disc_mlm_weight=0.")
-    return ElectraModel(generator_config(config), discriminator,
-                        config.electra.get("tie_embeddings", "embeddings"))
-  return PretrainingModel(model_config(config))
 
 
 # Tiny configs train their vocabulary on the embedded corpus (data.vocab=default).

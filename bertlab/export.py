@@ -20,7 +20,7 @@ from absl import app, flags
 
 from bertlab import console, files
 from bertlab.config_files import job_kind
-from bertlab.configs import generator_config, model_config
+from bertlab.models.build import generator_config, model_config
 from bertlab.hub import (layouts, model_card, save_finetuned, save_pretrained,
                          workdir as hub_workdir)
 from bertlab.models.pretraining import PretrainingModel

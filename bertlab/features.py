@@ -81,7 +81,8 @@ def main(argv):
   del argv
   console.setup_from_flags()
   from absl import flags
-  from bertlab.train.finetuner import load_with_tokenizer
+  # bertlab's models and TensorFlow load after console.setup, which filters their notices.
+  from bertlab.hub.init_from import load_with_tokenizer
   FLAGS = flags.FLAGS
   model, params, tokenizer = load_with_tokenizer(FLAGS.init_from, FLAGS.vocab)
   with open(FLAGS.input, encoding="utf-8") as f:

@@ -11,7 +11,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from bertlab import console, summary
+from bertlab import console
 from bertlab.config_files import job_kind
 
 MODES = ("train", "eval", "summary", "inspect_data")
@@ -77,6 +77,7 @@ def main(argv):
     else:
       print(json.dumps(evaluate(_CONFIG.value, _WORKDIR.value)))
   elif _MODE.value == "summary":
+    from bertlab import summary
     print("\n".join(summary.summary_lines(_CONFIG.value)))
   elif _MODE.value == "inspect_data":
     from bertlab.data import inspect

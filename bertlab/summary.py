@@ -1,24 +1,15 @@
 """--mode=summary: the parameter table of a config's model and its two counts (contract 2)."""
 
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import traverse_util
 
-from bertlab.configs import build_model
+from bertlab.jobs import build_model
+from bertlab.models.build import abstract_params
 from bertlab.models.pretraining import ElectraModel
 
 # Parameters counted as the encoder: embeddings + encoder + pooler (what transformers'
 # BertModel / AlbertModel / ElectraModel hold). ELECTRA's embeddings are shared at the top.
 ENCODER_PREFIXES = ("encoder/", "embeddings/", "discriminator/encoder/")
-
-
-def abstract_params(model) -> dict:
-  """Parameter shapes and logical axes, "/"-joined paths, without allocating anything."""
-  ids = jnp.zeros((1, 2), jnp.int32)
-  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), ids))
-  return traverse_util.flatten_dict(variables["params"], sep="/")
 
 
 def count_params(model) -> tuple[int, int]:

@@ -33,7 +33,7 @@ def parse_set(items: list[str]) -> dict:
 
 def dry_run_lines(sweep: spec.Sweep, extra: dict) -> list[str]:
   """Each point's overrides and full config; building each model checks its keys."""
-  from bertlab.configs import build_model  # the models load jax: not for --launch alone
+  from bertlab.jobs import build_model  # the models load jax: not for --launch alone
   lines = [f"# {sweep.title}: {len(sweep.points)} points, base {sweep.config}"]
   for index, point in enumerate(sweep.points, 1):
     config = sweep.point_config(point, extra)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = runner.run_sweep(sweep, args.workdir, extra, progress=not args.no_progress)
   except Preempted as stop:  # the point is saved, not finished; the next points wait
     print(f"{stop} The sweep stopped; rerun it to go on.", flush=True)
-    from bertlab.main import exit_now
+    from bertlab.main import exit_now  # it defines main's absl flags: only on this way out
     exit_now(stop.exit_code)
   command = shlex.join(["python", "-m", "bertlab.sweep", args.experiment,
                         f"--workdir={args.workdir}", f"--scale={args.scale}"]

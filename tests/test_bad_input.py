@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import bertlab
-from bertlab.configs import build_model
+from bertlab.jobs import build_model
 from bertlab.models.config import from_config_dict
 from conftest import ROOT, load_config
 

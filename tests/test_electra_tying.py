@@ -9,7 +9,8 @@ import pytest
 from flax import traverse_util
 
 from bertlab import config_files
-from bertlab.configs import build_model, model_config
+from bertlab.jobs import build_model
+from bertlab.models.build import model_config
 from bertlab.hub.workdir import electra_discriminator_params
 from bertlab.models.pretraining import PretrainingModel
 from bertlab.summary import count_params

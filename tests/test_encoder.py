@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bertlab.configs import build_model, generator_config, model_config
+from bertlab.jobs import build_model
+from bertlab.models.build import generator_config, model_config
 from bertlab.models.config import ModelConfig
 from bertlab.models.embeddings import position_ids
 from bertlab.models.heads import SequenceHead, SpanHead, TokenHead

@@ -185,7 +185,7 @@ def _squad_file(path, questions: int, shifted: int, shift: int = 7):
 
 
 def test_squad_answers_off_their_offsets_are_skipped_or_refused(tmp_path, capsys):
-  from bertlab.data.tokenizers import tokenizer_from_config
+  from bertlab.data.vocab import tokenizer_from_config
   from bertlab.tasks.squad import SquadJob
   config = load_config("finetune/squad.py:v1")
   config.data.update(data_dir=str(tmp_path), seq_len=48)

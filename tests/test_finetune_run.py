@@ -16,7 +16,8 @@ import finetune_helpers
 from bertlab_test_helpers import ROOT, load_config
 from finetune_helpers import WORDS
 from bertlab.hub import workdir as hub_workdir
-from bertlab.train import finetuner
+from bertlab.tasks import finetuning
+from bertlab.train import finetuner, optimizers
 
 SHARED = os.path.join(ROOT, "..", "shared", "data")
 needs_shared = pytest.mark.skipif(not os.path.isdir(SHARED),
@@ -296,13 +297,13 @@ def test_layerwise_decay_scales_each_layer():
                         "layers": {"block": {"attention": {"w": np.zeros((2, 4))}}},
                         "pooler": {"w": np.zeros(2)}},
             "classifier": {"w": np.zeros(2)}}
-  scales = finetuner.update_scales(params, config, 0.5, freeze_encoder=False)
+  scales = optimizers.update_scales(params, config, 0.5, freeze_encoder=False)
   assert float(scales["encoder"]["embeddings"]["w"]) == 0.5 ** 3
   assert np.asarray(scales["encoder"]["layers"]["block"]["attention"]["w"]).ravel().tolist() == [
       0.25, 0.5]
   assert float(scales["encoder"]["pooler"]["w"]) == 1.0
   assert float(scales["classifier"]["w"]) == 1.0
-  frozen = finetuner.update_scales(params, config, 1.0, freeze_encoder=True)
+  frozen = optimizers.update_scales(params, config, 1.0, freeze_encoder=True)
   assert float(frozen["encoder"]["embeddings"]["w"]) == 0 and float(frozen["classifier"]["w"]) == 1
 
 
@@ -461,13 +462,52 @@ def test_finetuning_in_two_processes_equals_one_process_and_one_device(tmp_path,
 def test_a_nan_loss_stops_fine_tuning_as_it_stops_pretraining(tmp_path, monkeypatch):
   """One NaN behaviour for both loops: NonFiniteLoss naming where, nothing saved."""
   import jax.numpy as jnp
-  from bertlab.train.state import NonFiniteLoss
+  from bertlab.train.step import NonFiniteLoss
   _sst2_dir(tmp_path, 16, 8)
   config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1)
-  real = finetuner.task_loss
-  monkeypatch.setattr(finetuner, "task_loss", lambda head, outputs, batch: (
+  real = finetuning.task_loss
+  monkeypatch.setattr(finetuning, "task_loss", lambda head, outputs, batch: (
       real(head, outputs, batch)[0] * jnp.nan, real(head, outputs, batch)[1]))
   workdir = str(tmp_path / "run")
   with pytest.raises(NonFiniteLoss, match="(?s)loss is nan at epoch 1, step 1.*checkpoint is none"):
     finetuner.finetune(config, workdir)
   assert not os.path.exists(os.path.join(workdir, "best"))
+
+
+def test_fine_tuning_reaches_its_workdir_only_through_files_py(tmp_path, monkeypatch):
+  """A gs:// workdir works only if every file bertlab writes or reads there goes through
+  bertlab/files.py (tf.io.gfile) or orbax: a run, its resume and --mode=eval, with Python's
+  local-file calls watched, must make none of them from bertlab's own code on the workdir.
+  (TensorFlow's ram:// would exercise gfile alone, but orbax's tensorstore cannot write it.)"""
+  import builtins
+  import shutil
+  workdir = str(tmp_path / "run")
+  package = os.path.join(ROOT, "bertlab") + os.sep
+  # Local by design: files.py itself, and the workdir lock (flock; none is taken on gs://).
+  allowed = tuple(os.path.join("bertlab", *p) for p in (("files.py",),
+                                                        ("train", "workdir_lock.py")))
+  local_calls = []
+
+  def watched(name, real):
+    def call(path, *args, **kwargs):
+      caller = sys._getframe(1).f_code.co_filename
+      if (str(path).startswith(workdir) and caller.startswith(package)
+          and not caller.endswith(allowed)):
+        local_calls.append(f"{name}({path}) in {os.path.relpath(caller, ROOT)}")
+      return real(path, *args, **kwargs)
+    return call
+
+  for module, name in ((builtins, "open"), (os, "makedirs"), (os, "replace"), (os, "rename"),
+                       (os, "remove"), (os, "listdir"), (os.path, "exists"),
+                       (os.path, "isdir"), (shutil, "rmtree"), (shutil, "copytree")):
+    monkeypatch.setattr(module, name, watched(name, getattr(module, name)))
+  _sst2_dir(tmp_path, 16, 8)
+  config = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1)
+  finetuner.finetune(config, workdir)
+  config.train.epochs = 2  # resume from epoch 1
+  finetuner.finetune(config, workdir)
+  finetuner.evaluate(config, workdir)
+  monkeypatch.undo()
+  assert not local_calls, "\n".join(local_calls)
+  assert os.listdir(os.path.join(workdir, "predictions")) == ["SST-2.dev.tsv"]
+  assert [r["epoch"] for r in _rows(workdir) if not r.get("eval")] == [1, 2]  # resumed

@@ -118,3 +118,15 @@ def test_load_then_save_matches_transformers(name, tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5, err_msg=key)
     else:
       np.testing.assert_allclose(again[key], value, atol=1e-5, rtol=1e-5, err_msg=key)
+
+
+def test_a_sharded_checkpoint_loads_like_a_single_file(tmp_path):
+  """transformers shards large models (model.safetensors.index.json + several files)."""
+  hf_model = random_hf_model("bert_pretraining")
+  hf_model.save_pretrained(tmp_path / "hf", max_shard_size="20KB")
+  assert (tmp_path / "hf" / "model.safetensors.index.json").exists()
+  assert len(list((tmp_path / "hf").glob("model-*.safetensors"))) > 1
+  ids, mask, types = batch(hf_model.config.pad_token_id or 0)
+  model, params = bertlab.load_pretrained(str(tmp_path / "hf"))
+  assert_close(hf_outputs(hf_model, ids, mask, types),
+               bertlab_outputs(model, params, ids, mask, types))

@@ -7,7 +7,7 @@ import flax.linen as nn
 import numpy as np
 import pytest
 
-from bertlab.configs import build_model
+from bertlab.jobs import build_model
 from bertlab.data.pipeline import PretrainingData
 from bertlab.tasks import pretraining
 from bertlab.train import metrics as metric_lib, trainer

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bertlab.configs import build_model
+from bertlab.jobs import build_model
 from bertlab.summary import count_params
 from conftest import load_config
 

@@ -11,8 +11,8 @@ import os
 import flax.linen as nn
 import pytest
 
-from bertlab.configs import build_model
-from bertlab.summary import abstract_params
+from bertlab.jobs import build_model
+from bertlab.models.build import abstract_params
 from bertlab_test_helpers import ROOT, load_config
 
 GOLDEN = os.path.join(ROOT, "tests", "golden", "param_layouts")

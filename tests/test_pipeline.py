@@ -10,7 +10,8 @@ import pytest
 
 from bertlab.data import corpus
 from bertlab.data.create_pretraining_data import create
-from bertlab.data.pipeline import PretrainingData, read_records
+from bertlab.data.pipeline import PretrainingData
+from bertlab.data.records import read_records
 from conftest import ROOT, load_config
 from data_helpers import write_corpus
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from bertlab import sweep as sweep_cli
-from bertlab.configs import build_model
+from bertlab.jobs import build_model
 from bertlab.summary import count_params
 from bertlab.sweeps import Plot, Point, Sweep, launch, load_sweep, report, runner, spec
 

@@ -40,8 +40,9 @@ class ShardWriter:
   """Turns one chunk of documents into one TFRecord shard; one per worker process."""
 
   def __init__(self, config):
+    # TensorFlow loads with these, in each worker after _init_worker quietened it.
     from bertlab.data import pipeline
-    from bertlab.data.tokenizers import tokenizer_from_config
+    from bertlab.data.vocab import tokenizer_from_config
     self.config = config
     self.tokenizer = tokenizer_from_config(config.data, config.model.vocab_size)
     self.builder = pipeline.builder_config(config.data, self.tokenizer)
@@ -50,7 +51,7 @@ class ShardWriter:
 
   def write(self, chunk_index: int, docs: list[list[str]], path: str) -> int:
     import numpy as np
-    from bertlab.data import pipeline
+    from bertlab.data import pipeline, records  # TensorFlow: see __init__
     data = self.config.data
     tokenized = pipeline.tokenize_documents(docs, self.tokenizer)
     rng = np.random.default_rng([data.seed, chunk_index])
@@ -64,7 +65,7 @@ class ShardWriter:
       order = rng.permutation(len(arrays["input_ids"]))  # BERT shuffles the copies together
       arrays = {k: v[order] for k, v in arrays.items()}
     tmp = f"{path}.tmp"
-    count = pipeline.write_records(tmp, arrays)
+    count = records.write_records(tmp, arrays)
     os.replace(tmp + ".json", path + ".json")
     os.replace(tmp, path)
     return count
@@ -84,7 +85,7 @@ def _write_chunk(args):
 
 
 def _chunks(config, docs_per_shard: int, shard_index: int, num_shards: int):
-  from bertlab.data import corpus
+  from bertlab.data import corpus  # TensorFlow: after main's logging setup
   docs = corpus.read_documents(config.data.source)
   for index in itertools.count():
     chunk = list(itertools.islice(docs, docs_per_shard))

@@ -12,15 +12,14 @@ sequence once (as create_pretraining_data writes them) and never again.
 """
 
 import dataclasses
-import glob
-import json
 from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
 
-from bertlab.data import corpus, example_cache, examples, masking
-from bertlab.data.tokenizers import Tokenizer, tokenizer_from_config
+from bertlab.data import corpus, example_cache, examples, masking, records
+from bertlab.data.tokenizers import Tokenizer
+from bertlab.data.vocab import tokenizer_from_config
 
 _MASK_CHUNK_ROWS = 256
 # Without data.eval_source, one document in EVAL_EVERY is held out of training for --mode=eval.
@@ -163,7 +162,7 @@ class PretrainingData:
       if split == "eval" and not source:
         raise ValueError("Records hold no held-out documents: set data.eval_source (records or "
                          "text) to evaluate a run trained on data.source=records:...")
-      arrays, premasked = read_records(chosen[len("records:"):], process_index, process_count)
+      arrays, premasked = records.read_records(chosen[len("records:"):], process_index, process_count)
       return cls(arrays, premasked=premasked, **kwargs)
     builder = builder_config(data, tokenizer)
     key = example_cache.key_of(
@@ -298,48 +297,3 @@ def _with_attention(batch: dict, tokenizer: Tokenizer) -> dict:
   if isinstance(ids, np.ndarray):
     return {**batch, "attention_mask": (ids != tokenizer.pad_id).astype(np.int32)}
   return {**batch, "attention_mask": tf.cast(tf.not_equal(ids, tokenizer.pad_id), tf.int32)}
-
-
-# ---- TFRecords: what create_pretraining_data writes and the pipeline reads back ----
-
-def _feature(array: np.ndarray) -> tf.train.Feature:
-  flat = array.reshape(-1)
-  if flat.dtype.kind == "f":
-    return tf.train.Feature(float_list=tf.train.FloatList(value=flat))
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=flat.astype(np.int64)))
-
-
-def write_records(path: str, arrays: dict[str, np.ndarray]) -> int:
-  """One tf.train.Example per row; the shapes and dtypes go to `path`.json."""
-  n = len(arrays["input_ids"])
-  with tf.io.TFRecordWriter(path) as writer:
-    for row in range(n):
-      features = {k: _feature(v[row]) for k, v in arrays.items()}
-      writer.write(tf.train.Example(features=tf.train.Features(feature=features))
-                   .SerializeToString())
-  spec = {k: dict(shape=list(v.shape[1:]), dtype=str(v.dtype)) for k, v in arrays.items()}
-  with open(path + ".json", "w") as f:
-    json.dump(dict(num_examples=n, features=spec), f)
-  return n
-
-
-def read_records(pattern: str, process_index: int = 0,
-                 process_count: int = 1) -> tuple[dict[str, np.ndarray], bool]:
-  """This host's records of `pattern` -> (arrays, whether they carry masks)."""
-  files = sorted(f for f in glob.glob(pattern) if not f.endswith(".json"))
-  if not files:
-    raise FileNotFoundError(f"data.source=records:{pattern} matches no TFRecord file; write "
-                            "some with `python -m bertlab.data.create_pretraining_data`.")
-  if len(files) < process_count:
-    raise ValueError(f"{len(files)} record files for {process_count} hosts: write at least one "
-                     "shard per host (create_pretraining_data --num_output_shards).")
-  files = files[process_index::process_count]
-  with open(files[0] + ".json") as f:
-    spec = json.load(f)["features"]
-  features = {k: tf.io.FixedLenFeature(v["shape"], tf.float32 if "float" in v["dtype"]
-                                       else tf.int64) for k, v in spec.items()}
-  dataset = tf.data.TFRecordDataset(files).batch(4096).map(
-      lambda x: tf.io.parse_example(x, features))
-  parts = list(dataset.as_numpy_iterator())
-  arrays = {k: np.concatenate([p[k] for p in parts]).astype(spec[k]["dtype"]) for k in spec}
-  return arrays, "masked_positions" in arrays

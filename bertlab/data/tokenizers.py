@@ -19,16 +19,14 @@ pieces carry no marker, as in Chinese, or mark the end of a word instead).
 """
 
 import dataclasses
-import hashlib
 import json
 import os
-import shutil
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from bertlab.data import corpus
+from bertlab import files
 
 KINDS = ("wordpiece", "sentencepiece", "bpe")
 WORD_BOUNDARIES = ("marker", "pretokenizer")
@@ -108,7 +106,8 @@ class Tokenizer:
                                                            out_type=tf.int32)
     elif self.tokenizer_file:
       import tokenizers
-      self._bpe = tokenizers.Tokenizer.from_file(self.tokenizer_file)
+      with files.open_file(self.tokenizer_file) as f:
+        self._bpe = tokenizers.Tokenizer.from_str(f.read())
       self._bpe.no_truncation()
       self._bpe.no_padding()
     else:
@@ -200,7 +199,7 @@ def _first_of_each_word(by_word: tf.RaggedTensor) -> tf.RaggedTensor:
 
 
 def _read_merges(path: str) -> list[tuple[str, str]]:
-  with open(path, encoding="utf-8") as f:
+  with files.open_file(path) as f:
     lines = [l.rstrip("\n") for l in f]
   return [tuple(l.split(" ")) for l in lines if l and not l.startswith("#version")]
 
@@ -208,8 +207,8 @@ def _read_merges(path: str) -> list[tuple[str, str]]:
 def _wordpiece_uncased(pieces: list[str], directory: str) -> bool:
   """do_lower_case from tokenizer_config.json when present, else: no pieces in upper case."""
   config_path = os.path.join(directory, "tokenizer_config.json")
-  if os.path.exists(config_path):
-    with open(config_path, encoding="utf-8") as f:
+  if files.exists(config_path):
+    with files.open_file(config_path) as f:
       config = json.load(f)
     if "do_lower_case" in config:
       return bool(config["do_lower_case"])
@@ -219,13 +218,13 @@ def _wordpiece_uncased(pieces: list[str], directory: str) -> bool:
 
 
 def detect_kind(path: str) -> str:
-  directory = path if os.path.isdir(path) else os.path.dirname(path)
-  for kind, files in VOCAB_FILES.items():
-    if all(os.path.exists(os.path.join(directory, f)) for f in files):
-      if os.path.isdir(path) or os.path.basename(path) in files:
+  directory = path if files.isdir(path) else os.path.dirname(path)
+  for kind, names in VOCAB_FILES.items():
+    if all(files.exists(os.path.join(directory, f)) for f in names):
+      if files.isdir(path) or os.path.basename(path) in names:
         return kind
-  if os.path.exists(os.path.join(directory, TOKENIZER_FILE)):
-    with open(os.path.join(directory, TOKENIZER_FILE), encoding="utf-8") as f:
+  if files.exists(os.path.join(directory, TOKENIZER_FILE)):
+    with files.open_file(os.path.join(directory, TOKENIZER_FILE)) as f:
       model = json.load(f).get("model", {}).get("type")
     if model == "BPE":
       return "bpe"
@@ -245,24 +244,24 @@ def load_tokenizer(path: str, kind: str | None = None, lower_case: bool | None =
   if kind and kind != found:
     raise ValueError(f"data.tokenizer={kind!r} but {path!r} holds a {found} vocabulary "
                      f"({' + '.join(VOCAB_FILES[found])}); set data.tokenizer={found!r}.")
-  directory = path if os.path.isdir(path) else os.path.dirname(path)
+  directory = path if files.isdir(path) else os.path.dirname(path)
   file = lambda name: os.path.join(directory, name)
   if found == "wordpiece":
-    with open(file("vocab.txt"), encoding="utf-8") as f:
+    with files.open_file(file("vocab.txt")) as f:
       pieces = [line.rstrip("\n") for line in f]
     uncased = _wordpiece_uncased(pieces, directory) if lower_case is None else lower_case
     return Tokenizer("wordpiece", pieces, uncased, word_boundary)
   if found == "sentencepiece":
     import sentencepiece
-    with open(file("spiece.model"), "rb") as f:
+    with files.open_file(file("spiece.model"), "rb") as f:
       proto = f.read()
     processor = sentencepiece.SentencePieceProcessor(model_proto=proto)
     pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
     return Tokenizer("sentencepiece", pieces, True if lower_case is None else lower_case,
                      word_boundary, model_proto=proto)
-  if not os.path.exists(file("vocab.json")):
+  if not files.exists(file("vocab.json")):
     return _tokenizer_json(file(TOKENIZER_FILE), directory, word_boundary)
-  with open(file("vocab.json"), encoding="utf-8") as f:
+  with files.open_file(file("vocab.json")) as f:
     vocab = json.load(f)
   pieces = [None] * (max(vocab.values()) + 1)
   for piece, i in vocab.items():
@@ -278,15 +277,16 @@ def _tokenizer_json(path: str, directory: str, word_boundary: str) -> Tokenizer:
   """A byte-level BPE `tokenizer.json` (ModernBERT's): its vocabulary with the added tokens, and
   the specials its checkpoint names (special_tokens_map.json), else RoBERTa's or BERT's."""
   import tokenizers
-  vocab = tokenizers.Tokenizer.from_file(path).get_vocab(with_added_tokens=True)
+  with files.open_file(path) as f:
+    vocab = tokenizers.Tokenizer.from_str(f.read()).get_vocab(with_added_tokens=True)
   pieces = [None] * (max(vocab.values()) + 1)
   for piece, i in vocab.items():
     pieces[i] = piece
   pieces = [p if p is not None else f"<unused{i}>" for i, p in enumerate(pieces)]
   specials = None
   special_map = os.path.join(directory, "special_tokens_map.json")
-  if os.path.exists(special_map):
-    with open(special_map, encoding="utf-8") as f:
+  if files.exists(special_map):
+    with files.open_file(special_map) as f:
       named = json.load(f)
     spell = lambda v: v["content"] if isinstance(v, dict) else v
     specials = {name: spell(named[f"{name}_token"]) for name in SPECIALS["bpe"]
@@ -297,49 +297,3 @@ def _tokenizer_json(path: str, directory: str, word_boundary: str) -> Tokenizer:
     specials = next((names for names in (SPECIALS["bpe"], SPECIALS["wordpiece"])
                      if all(t in vocab for t in names.values())), SPECIALS["bpe"])
   return Tokenizer("bpe", pieces, False, word_boundary, tokenizer_file=path, specials=specials)
-
-
-def default_vocab(kind: str, vocab_size: int, source: str = "default") -> str:
-  """A vocabulary of `kind` trained on `source` (the embedded corpus by default, or text
-  files in BERT's format), built once and cached; the name of a corpus's vocabulary holds a
-  hash of its files' paths, sizes and modification times."""
-  from bertlab.data import train_tokenizer
-  if source == "default":
-    files = [corpus.default_corpus_path()]
-    stem = os.path.splitext(os.path.basename(files[0]))[0]
-  else:
-    if source.startswith(("tfds:", "records:")):
-      raise ValueError(f"data.vocab=corpus trains the vocabulary on data.source's text files, "
-                       f"but data.source={source!r} is not text files; give data.vocab a "
-                       "vocabulary directory (train one with `python -m "
-                       "bertlab.data.train_tokenizer`).")
-    files = corpus._text_files(source)
-    stats = json.dumps(corpus.file_stats(files))
-    stem = "corpus-" + hashlib.sha256(stats.encode()).hexdigest()[:16]
-  directory = os.path.join(corpus.cache_dir(), f"vocab-{kind}-{vocab_size}-{stem}")
-  if not os.path.exists(directory):
-    tmp = f"{directory}.{os.getpid()}.tmp"
-    train_tokenizer.train_vocab(kind, files, vocab_size, tmp)
-    try:
-      os.replace(tmp, directory)
-    except OSError:  # another process built it first: theirs is the same vocabulary
-      if not os.path.isdir(directory):
-        raise
-      shutil.rmtree(tmp, ignore_errors=True)
-  return directory
-
-
-def tokenizer_from_config(data_config, vocab_size: int | None = None) -> Tokenizer:
-  """`data.tokenizer` / `data.vocab`: a directory; `default`, trained on the embedded corpus
-  with the model's vocab_size; or `corpus`, trained on `data.source` with the model's
-  vocab_size (the CPU-scale configs: a small vocabulary of the corpus keeps the MLM head cheap)."""
-  kind = data_config.tokenizer
-  if data_config.vocab in ("default", "corpus"):
-    if kind not in KINDS:
-      raise ValueError(f"Unknown data.tokenizer {kind!r}; valid: {', '.join(KINDS)}.")
-    source = data_config.source if data_config.vocab == "corpus" else "default"
-    path = default_vocab(kind, vocab_size, source)
-  else:
-    path = data_config.vocab
-  return load_tokenizer(path, kind, data_config.get("lower_case"),
-                        data_config.get("word_boundary", "marker"))

@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from bertlab import files
+from bertlab.hub.hf_checkpoints import from_hf_tensors
 
 # Optimizer slots and counters in pretraining checkpoints: not model weights.
 OPTIMIZER_VARIABLE = re.compile(r"(adam_[mv]|AdamWeightDecayOptimizer|LAMB|global_step)")
@@ -126,7 +127,6 @@ def load(path: str, dtype: str = "float32"):
   """
   import tensorflow as tf
 
-  from bertlab.hub import from_hf_tensors
   prefix = _checkpoint_prefix(path)
   try:
     reader = tf.train.load_checkpoint(prefix)

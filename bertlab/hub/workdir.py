@@ -18,7 +18,9 @@ from bertlab import console, files
 from bertlab.config_files import job_kind
 from bertlab.hub import tokenizer_files
 from bertlab.models.config import ModelConfig
+from bertlab.models.build import model_config
 from bertlab.models.embeddings import longest_sequence
+from bertlab.models.pretraining import PretrainingModel
 from bertlab.train import checkpoints
 
 CONFIG_FILE = "config.json"
@@ -139,8 +141,6 @@ def electra_generator_params(params: dict) -> dict:
 
 def load(path: str, dtype: str = "float32"):
   """(model, params) of a workdir's latest checkpoint."""
-  from bertlab.configs import model_config
-  from bertlab.models.pretraining import PretrainingModel
   config = read_config(path)
   params, _ = latest_params(path)
   if job_kind(config) == "electra":
@@ -199,10 +199,13 @@ def save_tokenizer(tokenizer, path: str, model_config):
 def tokenizer(path: str):
   """The tokenizer the workdir pretrained with: its `tokenizer/` files, or for a workdir
   written before bertlab kept them, the config's vocabulary."""
-  from bertlab.data.tokenizers import load_tokenizer, tokenizer_from_config
+  # TensorFlow loads with these: `import bertlab` (which imports this module) stays free of
+  # it, so a command's console.setup still comes first (bertlab/console.py).
+  from bertlab.data.tokenizers import load_tokenizer
+  from bertlab.data.vocab import tokenizer_from_config
   config = read_config(path)
   saved = os.path.join(path, TOKENIZER_DIR)
-  if files.exists(os.path.join(saved, "tokenizer_config.json")) and "://" not in path:
+  if files.exists(os.path.join(saved, "tokenizer_config.json")):
     return load_tokenizer(saved, None, config.data.get("lower_case"),
                           config.data.get("word_boundary", "marker"))
   return tokenizer_from_config(config.data, config.model.vocab_size)

@@ -28,7 +28,7 @@ def curve_rows(workdir: str, with_eval: bool = False) -> list[dict]:
   """The training rows of a run: step, loss and every *_loss / *_accuracy / *_auc it logged;
   `with_eval` adds the held-out evaluations during training (`train.eval_every`) as `eval_*`
   columns of the row of their step."""
-  from bertlab.train.metrics import read_metrics
+  from bertlab.train.metrics import read_metrics  # jax: experiment files stay light
   keep = lambda row: {k: v for k, v in row.items()
                       if k in ("step", "loss") or k.endswith(("_loss",) + RATE_SUFFIXES)}
   by_step = {}
@@ -131,7 +131,7 @@ def main(argv=None):
                             args.size)
     except Preempted as stop:  # saved, not finished: no curve is written; rerun to go on
       print(f"{stop} No curve written for {family}; rerun the command to go on.", flush=True)
-      from bertlab.main import exit_now
+      from bertlab.main import exit_now  # it defines main's absl flags: only on this way out
       exit_now(stop.exit_code)
     print(f"{family}: {len(rows)} rows, loss {rows[0]['loss']:.3f} -> {rows[-1]['loss']:.3f}")
 

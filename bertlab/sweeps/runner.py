@@ -20,13 +20,14 @@ RESULT_FILE = "result.json"
 
 def _train_metrics(workdir: str) -> dict[str, float]:
   """The last point of the run's training curve: loss and the per-objective metrics."""
-  from bertlab.sweeps.curves import curve_rows
+  from bertlab.sweeps.curves import curve_rows  # jax (via metrics): only when a point ends
   rows = curve_rows(workdir)
   return {f"train/{k}": v for k, v in rows[-1].items() if k != "step"} if rows else {}
 
 
 def _param_counts(config) -> dict[str, int]:
-  from bertlab.configs import build_model
+  # The models (jax, flax) load on the first point: experiment files import bertlab.sweeps.
+  from bertlab.jobs import build_model
   from bertlab.summary import count_params
   encoder, total = count_params(build_model(config))
   return dict(encoder_params=encoder, total_params=total)

@@ -225,6 +225,8 @@ class GlueJob:
   """One GLUE task as a fine-tuning job: arrays in, official metrics and submissions out."""
 
   def __init__(self, name: str, data_config, tokenizer, type_vocab_size: int):
+    # TensorFlow: configs/finetune/*.py import this module's tables while the command line
+    # is parsed, before console.setup; the encoder loads only when a job is built.
     from bertlab.data import finetune as encode
     self.task = get_task(name)
     self.name = name

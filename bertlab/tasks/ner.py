@@ -159,6 +159,8 @@ class NerJob:
     self._first_pieces = {}
 
   def arrays(self, split: str):
+    # TensorFlow: configs/finetune/*.py import this module's tables while the command line
+    # is parsed, before console.setup; the encoder loads only when a job is built.
     from bertlab.data import finetune as encode
     sentences = self._sentences[split]
     pieces = encode.tokenize_words(self.tokenizer, [w for s in sentences for w in s.words])

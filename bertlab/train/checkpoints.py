@@ -124,26 +124,37 @@ def on_this_host(metadata) -> object:
                       is_leaf=lambda m: hasattr(m, "shape") and hasattr(m, "dtype"))
 
 
+def shape_problems(expected: dict, found: dict, only_found: str | None = None) -> list[str]:
+  """One line per parameter (name -> shape) that `found` lacks or holds in another shape,
+  and, with `only_found`, per name only `found` has ("in the checkpoint only")."""
+  problems = []
+  for name, shape in expected.items():
+    if name not in found:
+      problems.append(f"{name}: missing from the checkpoint")
+    elif tuple(found[name]) != tuple(shape):
+      problems.append(f"{name}: checkpoint {tuple(found[name])} vs model {tuple(shape)}")
+  if only_found:
+    problems += [f"{name}: {only_found}" for name in found if name not in expected]
+  return problems
+
+
+def listing(problems: list[str], limit: int = 20) -> str:
+  """The problems one per indented line, the first `limit` of them and a count of the rest."""
+  more = f"\n  ... and {len(problems) - limit} more" if len(problems) > limit else ""
+  return "  " + "\n  ".join(problems[:limit]) + more
+
+
 def check_shapes(mngr: ocp.CheckpointManager, step: int, abstract_state):
   """A checkpoint of another architecture: name every mismatched shape, keep the files."""
   stored = stored_tree(mngr.item_metadata(step)["state"])
-  ours = {_path_name(k): v for k, v in jax.tree_util.tree_leaves_with_path(abstract_state)}
-  by_name = {_path_name(k): v for k, v in jax.tree_util.tree_leaves_with_path(stored)}
-  problems = []
-  for name, leaf in ours.items():
-    other = by_name.pop(name, None)
-    if other is None:
-      problems.append(f"{name}: missing from the checkpoint")
-    elif tuple(getattr(other, "shape", ())) != tuple(leaf.shape):
-      problems.append(f"{name}: checkpoint {tuple(other.shape)} vs model {tuple(leaf.shape)}")
-  problems += [f"{name}: in the checkpoint only" for name in by_name]
+  shapes = lambda tree: {_path_name(k): tuple(getattr(v, "shape", ()))
+                         for k, v in jax.tree_util.tree_leaves_with_path(tree)}
+  problems = shape_problems(shapes(abstract_state), shapes(stored), "in the checkpoint only")
   if problems:
-    shown = "\n  ".join(problems[:20])
-    more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
     raise ArchitectureMismatch(
         f"The checkpoint at step {step} in {mngr.directory} was written by another "
-        f"architecture or optimizer:\n  {shown}{more}\nUse a new --workdir, or the config that "
-        "wrote this one. The checkpoint is left untouched.")
+        f"architecture or optimizer:\n{listing(problems)}\nUse a new --workdir, or the "
+        "config that wrote this one. The checkpoint is left untouched.")
 
 
 def restore(mngr: ocp.CheckpointManager, step: int, abstract_state, shardings):

@@ -8,105 +8,25 @@ run sees the order an uninterrupted one would have.
 """
 
 import copy
-import json
 import os
 import time
 
-import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from bertlab import config_checks, console, files
-from bertlab.configs import model_config
-from bertlab.data import finetune as finetune_data, tokenizers
-from bertlab.hub import load_pretrained, workdir as hub_workdir
+from bertlab.data import finetune as finetune_data
+from bertlab.hub import init_from, workdir as hub_workdir
 from bertlab.models.config import ModelConfig
-from bertlab.models.encoder import SUBLAYERS, copy_of_layer
 from bertlab.models.finetuning import FinetuningModel
-from bertlab.tasks.glue import GlueJob
-from bertlab.tasks.ner import NerJob
-from bertlab.tasks.squad import SquadJob
+from bertlab.tasks import finetuning as jobs
 from bertlab.train import (best_checkpoint, checkpoints, metrics as metric_lib, partitioning,
                            workdir_lock)
-from bertlab.train.optimizers import build_optimizer
-from bertlab.train.state import TrainState, check_finite
-
-TASKS = ("glue", "squad", "ner")
-
-
-def build_job(config, tokenizer, model_config: ModelConfig):
-  task, name = config.finetune.task, config.finetune.name
-  if task == "glue":
-    return GlueJob(name, config.data, tokenizer, model_config.type_vocab_size)
-  if task == "squad":
-    return SquadJob(name, config.data, tokenizer, model_config.type_vocab_size,
-                    config.get("squad"))
-  if task == "ner":
-    return NerJob(config.data, tokenizer, tuple(config.finetune.labels))
-  raise ValueError(f"Unknown finetune.task {task!r}; valid: {', '.join(TASKS)}.")
-
-
-def task_loss(head: str, outputs, batch) -> tuple[jax.Array, dict]:
-  """The head's loss, averaged over real rows (padding rows carry example_weight 0)."""
-  weight = batch["example_weight"]
-  total = jnp.maximum(weight.sum(), 1.0)
-  if head == "classification":
-    losses = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32),
-                                                            batch["labels"])
-    correct = (outputs.argmax(-1) == batch["labels"]) * weight
-    return (losses * weight).sum() / total, {"train_accuracy": correct.sum() / total}
-  if head == "regression":
-    losses = (outputs.astype(jnp.float32) - batch["labels"]) ** 2
-    return (losses * weight).sum() / total, {}
-  if head == "span":
-    start, end = (o.astype(jnp.float32) for o in outputs)
-    losses = (optax.softmax_cross_entropy_with_integer_labels(start, batch["start_positions"])
-              + optax.softmax_cross_entropy_with_integer_labels(end, batch["end_positions"])) / 2
-    return (losses * weight).sum() / total, {}
-  tokens = batch["label_weights"] * weight[:, None]
-  losses = optax.softmax_cross_entropy_with_integer_labels(outputs.astype(jnp.float32),
-                                                          batch["label_ids"])
-  count = jnp.maximum(tokens.sum(), 1.0)
-  correct = (outputs.argmax(-1) == batch["label_ids"]) * tokens
-  return (losses * tokens).sum() / count, {"train_accuracy": correct.sum() / count}
-
-
-def update_scales(params, config: ModelConfig, layer_decay: float, freeze_encoder: bool):
-  """A factor per parameter (row of a layer stack) on its update: ELECTRA's layer-wise
-  learning-rate decay (layer l of L gets decay^(L + 1 - l), embeddings decay^(L + 1), the
-  head 1), and 0 on the encoder in the feature-based mode."""
-  depth_of_head = config.num_layers + 1
-
-  def scale(path, leaf):
-    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
-    if names[0] != "encoder":
-      return jnp.ones((), jnp.float32)
-    if freeze_encoder:
-      return jnp.zeros((), jnp.float32)
-    if "layers" in names:
-      sublayer = next((n for n in names if n in SUBLAYERS), None)
-      if sublayer is None:
-        depth = np.full(leaf.shape[0], config.num_layers)
-      else:
-        rows = copy_of_layer(config, sublayer)
-        depth = np.array([rows.tolist().index(r) + np.sum(rows == r) for r in range(
-            leaf.shape[0])])
-      factors = layer_decay ** (depth_of_head - depth).astype(np.float32)
-      return jnp.asarray(factors.reshape((-1,) + (1,) * (leaf.ndim - 1)), jnp.float32)
-    depth = config.num_layers + 1 if names[1] == "pooler" else 0
-    return jnp.asarray(layer_decay ** (depth_of_head - depth), jnp.float32)
-
-  return jax.tree_util.tree_map_with_path(scale, params)
-
-
-def scale_updates(scales) -> optax.GradientTransformation:
-  return optax.GradientTransformation(
-      lambda params: optax.EmptyState(),
-      lambda updates, state, params=None: (jax.tree.map(lambda u, s: u * s, updates, scales),
-                                           state))
+from bertlab.train.optimizers import (build_optimizer, learning_rate_schedule, scale_updates,
+                                      update_scales)
+from bertlab.train.step import TrainState, abstract_state, check_finite, train_step
 
 
 class Finetuner:
@@ -134,12 +54,12 @@ class Finetuner:
     decay = config.finetune.get("layerwise_lr_decay") or 1.0
     scales = update_scales(params_shape, model_config, decay,
                            bool(config.finetune.freeze_encoder))
+    self.train = train
     self.optimizer = build_optimizer(train, extra=scale_updates(scales))
-    with nn.logical_axis_rules(self.rules):
-      boxed_state = jax.eval_shape(lambda: TrainState(
-          jnp.zeros((), jnp.int32), boxed, self.optimizer.init(boxed)))
-    self.state_shardings = partitioning.shardings_of(boxed_state, self.mesh, self.rules)
-    self.abstract_state = nn.unbox(boxed_state)
+    self.schedule = learning_rate_schedule(train)
+    self.abstract_state, self.state_shardings = abstract_state(
+        lambda: TrainState(jnp.zeros((), jnp.int32), boxed, self.optimizer.init(boxed)),
+        self.mesh, self.rules)
     batch = partitioning.batch_sharding(self.mesh)
     self._step = jax.jit(self._train_step, in_shardings=(self.state_shardings, batch),
                          out_shardings=(self.state_shardings, partitioning.replicated(self.mesh)),
@@ -156,24 +76,21 @@ class Finetuner:
     with nn.logical_axis_rules(self.rules):
       params = nn.unbox(jax.jit(self._init_params)(jax.random.key(self.config.train.seed)))
     if pretrained_encoder is not None:
-      params = dict(params, encoder=_fit_encoder(params["encoder"], pretrained_encoder))
+      params = dict(params, encoder=init_from.fit_encoder(params["encoder"], pretrained_encoder))
     make = jax.jit(lambda p: TrainState(jnp.zeros((), jnp.int32), p, self.optimizer.init(p)),
                    out_shardings=self.state_shardings)
     return make(params)
 
   def _train_step(self, state: TrainState, batch):
-    rng = jax.random.fold_in(jax.random.key(self.config.train.seed), state.step)
-
-    def loss_fn(params):
+    def loss_fn(params, batch, rng):
       outputs = self.model.apply({"params": params}, batch["input_ids"],
                                  batch["attention_mask"], batch["token_type_ids"],
                                  deterministic=False, rngs={"dropout": rng})
-      return task_loss(self.head, outputs, batch)
+      return jobs.task_loss(self.head, outputs, batch)
 
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    return TrainState(state.step + 1, params, opt_state), dict(metrics, loss=loss)
+    return train_step(state, batch, loss_fn=loss_fn, optimizer=self.optimizer,
+                      schedule=self.schedule, seed=self.train.seed,
+                      grad_accum_steps=self.train.grad_accum_steps)
 
   def _predict_step(self, params, batch):
     return self.model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
@@ -201,62 +118,6 @@ class Finetuner:
     return np.concatenate(outputs)[:count]
 
 
-def _fit_encoder(fresh: dict, pretrained: dict) -> dict:
-  """The pretrained encoder's parameters in place of the fresh ones, or an error naming every
-  mismatched shape."""
-  fresh_flat = flax.traverse_util.flatten_dict(fresh, sep="/")
-  pretrained_flat = flax.traverse_util.flatten_dict(pretrained, sep="/")
-  problems = [f"{k}: checkpoint {tuple(np.shape(pretrained_flat[k]))} vs model "
-              f"{tuple(v.shape)}" for k, v in fresh_flat.items()
-              if k in pretrained_flat and np.shape(pretrained_flat[k]) != v.shape]
-  problems += [f"{k}: missing from the checkpoint" for k in fresh_flat if k not in pretrained_flat]
-  if problems:
-    raise ValueError("The pretrained encoder does not fit the fine-tuning model:\n  "
-                     + "\n  ".join(problems[:20]))
-  return flax.traverse_util.unflatten_dict(
-      {k: jnp.asarray(pretrained_flat[k], v.dtype) for k, v in fresh_flat.items()}, sep="/")
-
-
-def load_with_tokenizer(path: str, vocab: str = "default", lower_case: bool | None = None):
-  """(model, params, tokenizer) of a checkpoint: a bertlab workdir, a Hugging Face directory
-  or a TF checkpoint, with its own vocabulary unless `vocab` names one."""
-  model, params = load_pretrained(path)
-  if vocab != "default":
-    tokenizer = tokenizers.load_tokenizer(vocab, None, lower_case)
-  elif hub_workdir.is_workdir(path):
-    tokenizer = hub_workdir.tokenizer(path)
-  else:
-    folder = path if os.path.isdir(path) else os.path.dirname(path)
-    try:
-      tokenizer = tokenizers.load_tokenizer(folder, None, lower_case)
-    except (FileNotFoundError, ValueError) as error:
-      raise FileNotFoundError(f"{path} has no vocabulary bertlab can read ({error}). Set "
-                              "data.vocab to the directory of the checkpoint's vocab.txt, "
-                              "spiece.model or vocab.json + merges.txt.") from None
-  if tokenizer.vocab_size > model.config.vocab_size:
-    raise ValueError(f"The tokenizer has {tokenizer.vocab_size} pieces but the checkpoint's "
-                     f"vocab_size is {model.config.vocab_size}: they do not belong together.")
-  return model, params, tokenizer
-
-
-def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
-  """(model config, pretrained encoder params or None, tokenizer) per `finetune.init_from`.
-
-  A checkpoint brings its own architecture and vocabulary; `data.vocab` overrides the
-  vocabulary (for a checkpoint directory that holds none). From scratch, `model` and `data`
-  of the config say both."""
-  init_from = config.finetune.init_from
-  if not init_from:
-    cfg = model_config(config)
-    return cfg, None, tokenizers.tokenizer_from_config(config.data, cfg.vocab_size)
-  model, params, tokenizer = load_with_tokenizer(init_from, config.data.vocab,
-                                                 config.data.get("lower_case"))
-  cfg = model.config.replace(dtype=config.model.dtype,
-                             dropout_rate=config.model.dropout_rate,
-                             attention_dropout_rate=config.model.attention_dropout_rate)
-  return cfg, params["encoder"], tokenizer
-
-
 def _evaluate_splits(finetuner, job, params, config, eval_arrays: dict
                      ) -> dict[str, tuple[dict, object]]:
   """(metrics, predictions) per dev split; `eval_arrays` are built once per run."""
@@ -268,13 +129,13 @@ def _evaluate_splits(finetuner, job, params, config, eval_arrays: dict
 
 
 def _prepare(config):
-  if config.finetune.task not in TASKS:
+  if config.finetune.task not in jobs.TASKS:
     raise ValueError(f"Unknown finetune.task {config.finetune.task!r}; valid: "
-                     f"{', '.join(TASKS)}.")
+                     f"{', '.join(jobs.TASKS)}.")
   config_checks.check_numbers(config)
-  model_cfg, encoder_params, tokenizer = resolve_init(config)
+  model_cfg, encoder_params, tokenizer = init_from.resolve_init(config)
   config_checks.check_sequence_length(model_cfg, config.data.seq_len)
-  job = build_job(config, tokenizer, model_cfg)
+  job = jobs.build_job(config, tokenizer, model_cfg)
   return model_cfg, encoder_params, job, tokenizer
 
 
@@ -419,7 +280,7 @@ def evaluate(config, workdir: str) -> dict:
   model_cfg, head, num_labels, _ = hub_workdir.read_finetuned_model(workdir)
   model_cfg = model_cfg.replace(dtype=config.model.dtype)
   config_checks.check_sequence_length(model_cfg, config.data.seq_len)
-  job = build_job(config, hub_workdir.tokenizer(workdir), model_cfg)
+  job = jobs.build_job(config, hub_workdir.tokenizer(workdir), model_cfg)
   if (job.head, job.num_labels) != (head, num_labels):
     raise ValueError(f"{workdir} was fine-tuned with a {head} head of {num_labels} labels; "
                      f"finetune {config.finetune.task} {config.finetune.name} needs "

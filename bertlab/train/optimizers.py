@@ -17,7 +17,11 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+
+from bertlab.models.config import ModelConfig
+from bertlab.models.encoder import SUBLAYERS, copy_of_layer
 
 OPTIMIZERS = ("adamw", "lamb", "bert_adamw", "albert_lamb")
 
@@ -153,3 +157,38 @@ def build_optimizer(train, extra: optax.GradientTransformation | None = None
   if train.grad_accum_steps > 1:
     return optax.MultiSteps(chain, every_k_schedule=train.grad_accum_steps)
   return chain
+
+
+def update_scales(params, config: ModelConfig, layer_decay: float, freeze_encoder: bool):
+  """A factor per parameter (row of a layer stack) on its update: ELECTRA's layer-wise
+  learning-rate decay (layer l of L gets decay^(L + 1 - l), embeddings decay^(L + 1), the
+  head 1), and 0 on the encoder in the feature-based mode."""
+  depth_of_head = config.num_layers + 1
+
+  def scale(path, leaf):
+    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    if names[0] != "encoder":
+      return jnp.ones((), jnp.float32)
+    if freeze_encoder:
+      return jnp.zeros((), jnp.float32)
+    if "layers" in names:
+      sublayer = next((n for n in names if n in SUBLAYERS), None)
+      if sublayer is None:
+        depth = np.full(leaf.shape[0], config.num_layers)
+      else:
+        rows = copy_of_layer(config, sublayer)
+        depth = np.array([rows.tolist().index(r) + np.sum(rows == r) for r in range(
+            leaf.shape[0])])
+      factors = layer_decay ** (depth_of_head - depth).astype(np.float32)
+      return jnp.asarray(factors.reshape((-1,) + (1,) * (leaf.ndim - 1)), jnp.float32)
+    depth = config.num_layers + 1 if names[1] == "pooler" else 0
+    return jnp.asarray(layer_decay ** (depth_of_head - depth), jnp.float32)
+
+  return jax.tree_util.tree_map_with_path(scale, params)
+
+
+def scale_updates(scales) -> optax.GradientTransformation:
+  return optax.GradientTransformation(
+      lambda params: optax.EmptyState(),
+      lambda updates, state, params=None: (jax.tree.map(lambda u, s: u * s, updates, scales),
+                                           state))

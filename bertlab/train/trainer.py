@@ -7,7 +7,6 @@ reads the same batches and draws the same dropout as an uninterrupted one.
 
 import collections
 import contextlib
-import functools
 import signal
 import sys
 import time
@@ -16,16 +15,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from bertlab import config_checks, console
-from bertlab.configs import build_model, model_config
+from bertlab.models.build import model_config, pretraining_model
 from bertlab.data.pipeline import PretrainingData
 from bertlab.hub import workdir as hub_workdir
 from bertlab.tasks import pretraining
 from bertlab.train import checkpoints, metrics as metric_lib, partitioning, workdir_lock
 from bertlab.train.optimizers import build_optimizer, learning_rate_schedule, stable_end_step
-from bertlab.train.state import NonFiniteLoss, TrainState, check_finite  # noqa: F401 (re-exported)
+from bertlab.train.step import (NonFiniteLoss, TrainState, abstract_state,  # noqa: F401
+                                check_finite, train_step)  # (NonFiniteLoss re-exported)
 
 # What the train step reads from a batch of bertlab/data/pipeline.py.
 MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label",
@@ -72,17 +71,15 @@ class Trainer:
     config_checks.check_numbers(config)
     config_checks.check_sequence_length(model_config(config), config.data.seq_len)
     self.config = config
-    self.model = build_model(config)
+    self.model = pretraining_model(config)
     self.optimizer = build_optimizer(config.train)
     self.schedule = learning_rate_schedule(config.train)
     self.loss_fn = pretraining.loss_fn(config)
     self.mesh = partitioning.build_mesh(config.mesh, devices)
     partitioning.check_batch_splits(config.train.batch_size, self.mesh)
     self.rules = partitioning.rules_from_config(config.mesh)
-    with self.context(with_mesh=False):
-      boxed = jax.eval_shape(self._init, jax.random.key(config.train.seed))
-      self.state_shardings = partitioning.shardings_of(boxed, self.mesh, self.rules)
-      self.abstract_state = nn.unbox(boxed)
+    self.abstract_state, self.state_shardings = abstract_state(
+        lambda: self._init(jax.random.key(config.train.seed)), self.mesh, self.rules)
     self.batch_sharding = partitioning.batch_sharding(self.mesh)
     self._step = jax.jit(self._train_step, in_shardings=(self.state_shardings,
                                                          self.batch_sharding),
@@ -116,17 +113,12 @@ class Trainer:
       return init(jax.random.key(self.config.train.seed))
 
   def _train_step(self, state: TrainState, batch: dict):
-    rng = jax.random.fold_in(jax.random.key(self.config.train.seed), state.step)
-    compute = functools.partial(self.loss_fn, self.model, batch=batch, rng=rng,
-                                config=self.config)
-    (loss, metrics), grads = jax.value_and_grad(lambda p: compute(params=p),
-                                                has_aux=True)(state.params)
-    updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, loss=loss, grad_norm=optax.global_norm(grads),
-                   param_norm=optax.global_norm(params), update_norm=optax.global_norm(updates),
-                   learning_rate=self.schedule(state.step // self.config.train.grad_accum_steps))
-    return TrainState(state.step + 1, params, opt_state), metrics
+    train = self.config.train
+    loss_fn = lambda params, batch, rng: self.loss_fn(self.model, params, batch, rng,
+                                                      self.config)
+    return train_step(state, batch, loss_fn=loss_fn, optimizer=self.optimizer,
+                      schedule=self.schedule, seed=train.seed,
+                      grad_accum_steps=train.grad_accum_steps)
 
   def _eval_step(self, state: TrainState, batch: dict, rng):
     loss, metrics = self.loss_fn(self.model, state.params, batch, rng, self.config, train=False)

@@ -1,0 +1,51 @@
+"""The models a pretraining config describes, and their parameter shapes without allocating:
+the one place a config's `model` (and ELECTRA's `electra`) section becomes a module."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import traverse_util
+
+from bertlab.config_files import job_kind
+from bertlab.models.config import ModelConfig, from_config_dict
+from bertlab.models.pretraining import ElectraModel, PretrainingModel
+
+
+def model_config(config: ml_collections.ConfigDict) -> ModelConfig:
+  return from_config_dict(config.model)
+
+
+def generator_config(config: ml_collections.ConfigDict) -> ModelConfig:
+  """ELECTRA's generator: the discriminator's depth and E, a smaller width (Section 3.2).
+
+  `electra.generator_hidden_size` <= 1 is a fraction of the discriminator's hidden size, as
+  in the paper's generator-size study; > 1 is the width itself. Heads are 64 wide.
+  """
+  disc = model_config(config)
+  size = config.electra.generator_hidden_size
+  hidden = int(round(size * disc.hidden_size)) if size <= 1 else int(size)
+  return disc.replace(
+      hidden_size=hidden, num_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
+      embedding_size=disc.embed_size, heads=("mlm",), use_pooler=False)
+
+
+def pretraining_model(config: ml_collections.ConfigDict):
+  """The module of a pretraining config: ELECTRA's generator + discriminator, or one
+  encoder with the family's heads."""
+  if job_kind(config) == "electra":
+    discriminator = model_config(config)
+    if config.electra.get("disc_mlm_weight", 0.0) and "mlm" not in discriminator.heads:
+      raise ValueError(
+          f"electra.disc_mlm_weight={config.electra.disc_mlm_weight} trains an MLM head on the "
+          f"discriminator, whose model.heads are {discriminator.heads}: add it with "
+          "--config.model.heads=\"('rtd', 'mlm')\", or set electra.disc_mlm_weight=0.")
+    return ElectraModel(generator_config(config), discriminator,
+                        config.electra.get("tie_embeddings", "embeddings"))
+  return PretrainingModel(model_config(config))
+
+
+def abstract_params(model) -> dict:
+  """Parameter shapes and logical axes, "/"-joined paths, without allocating anything."""
+  ids = jnp.zeros((1, 2), jnp.int32)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), ids))
+  return traverse_util.flatten_dict(variables["params"], sep="/")
