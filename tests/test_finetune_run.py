@@ -57,6 +57,17 @@ def test_glue_from_local_files_learns_and_writes_the_submission(tmp_path):
   assert [r["epoch"] for r in evals] == [1, 2, 3] and all("accuracy" in r for r in evals)
   assert best["metrics"]["accuracy"] == max(r["accuracy"] for r in evals)
   assert best["metrics"]["accuracy"] >= 0.9  # "good" / "bad" decides the label
+  # Every logged step as pretraining logs it (96 // 8 = 12 steps an epoch, log_every=1), and
+  # per epoch where the time went.
+  steps = [r for r in _rows(workdir) if "grad_norm" in r]
+  assert [r["step"] for r in steps] == list(range(1, 37))
+  assert steps[0]["learning_rate"] == 0 and steps[0]["update_norm"] == 0  # warmup from 0
+  assert all(r["update_norm"] > 0 and r["grad_norm"] > 0 and "train_accuracy" in r
+             for r in steps[1:])
+  assert steps[2]["learning_rate"] > steps[-1]["learning_rate"]  # warmup, then linear decay
+  epochs = [r for r in _rows(workdir) if "train_seconds" in r]
+  assert [r["epoch"] for r in epochs] == [1, 2, 3] and "first_step_seconds" in epochs[0]
+  assert all(r["eval_seconds"] > 0 and r["save_seconds"] > 0 for r in epochs)
   with open(os.path.join(workdir, "predictions", "SST-2.dev.tsv")) as f:
     lines = f.read().splitlines()
   assert lines[0] == "index\tprediction" and len(lines) == 41
@@ -510,4 +521,4 @@ def test_fine_tuning_reaches_its_workdir_only_through_files_py(tmp_path, monkeyp
   monkeypatch.undo()
   assert not local_calls, "\n".join(local_calls)
   assert os.listdir(os.path.join(workdir, "predictions")) == ["SST-2.dev.tsv"]
-  assert [r["epoch"] for r in _rows(workdir) if not r.get("eval")] == [1, 2]  # resumed
+  assert [r["epoch"] for r in _rows(workdir) if "train_seconds" in r] == [1, 2]  # resumed

@@ -203,41 +203,52 @@ def _finetune(config, workdir: str) -> dict:
   started = time.perf_counter()
   writer = metric_lib.MetricWriter(workdir)
   main_split = job.eval_splits[0]
+  first_step = None  # the run's first step holds its compilation
   try:
     for epoch in range(start_epoch, epochs):
       timer = time.perf_counter()
-      sums, count = {}, 0
+      last, count = {}, 0
       for batch in finetune_data.batches(train_arrays, batch_size, config.train.seed + epoch,
                                          drop_remainder=True):
         state, values = finetuner.step(state, {k: v.numpy() for k, v in batch.items()})
         count += 1
+        if first_step is None:
+          jax.block_until_ready(values)
+          first_step = time.perf_counter() - timer
         if count % config.train.log_every == 0 or count == steps_per_epoch:
-          values = {k: float(v) for k, v in jax.device_get(values).items()}
+          last = {k: float(v) for k, v in jax.device_get(values).items()}
           # checkpoints/ holds every finished epoch: the last good one is the one before
-          check_finite(values["loss"], f"epoch {epoch + 1}, step {count}",
+          check_finite(last["loss"], f"epoch {epoch + 1}, step {count}",
                        f"epoch {epoch}" if epoch else "none")
-          for k, v in values.items():
-            sums[k] = v
+          # loss, the task's train metrics, norms and learning rate, as pretraining logs them
+          writer.write(epoch * steps_per_epoch + count, last)
       seconds = time.perf_counter() - timer
       step = int(jax.device_get(state.step))
-      writer.write(step, dict(sums, epoch=epoch + 1, train_seconds=seconds,
-                              examples_per_sec=count * batch_size / seconds))
+      timings = dict(train_seconds=seconds, examples_per_sec=count * batch_size / seconds)
+      if epoch == start_epoch:
+        timings["first_step_seconds"] = first_step
+      eval_start = time.perf_counter()
       results = _evaluate_splits(finetuner, job, state.params, config, eval_arrays)
       for split, (metrics, _) in results.items():
         writer.write(step, dict(metrics, eval=True, split=split, epoch=epoch + 1))
+      timings["eval_seconds"] = time.perf_counter() - eval_start
       metrics = results[main_split][0]
       line = " | ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
       elapsed = time.perf_counter() - started
       left = elapsed / (epoch + 1 - start_epoch) * (epochs - epoch - 1)
       if jax.process_index() == 0:
-        print(f"epoch {epoch + 1}/{epochs} | loss {sums.get('loss', float('nan')):.4f} | "
+        print(f"epoch {epoch + 1}/{epochs} | loss {last.get('loss', float('nan')):.4f} | "
               f"{main_split}: {line} | {console.duration(elapsed)} elapsed, "
               f"{console.duration(left)} left", flush=True)
+      save_start = time.perf_counter()
       if best is None or metrics[job.main_metric] > best["metrics"][job.main_metric]:
         best = dict(epoch=epoch + 1, step=step, metrics=metrics)
         best_checkpoint.save(workdir, state.params, best)
       checkpoints.save(mngr, epoch + 1, state, dict(epoch=epoch + 1, best=best))
       mngr.wait_until_finished()
+      # Where the epoch's time went (benchmarks/finetune_vs_hf.py sums these).
+      writer.write(step, dict(epoch=epoch + 1, save_seconds=time.perf_counter() - save_start,
+                              **timings))
   finally:
     writer.close()
   write_predictions(finetuner, job, config, workdir, eval_arrays)
