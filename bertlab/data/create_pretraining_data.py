@@ -47,7 +47,7 @@ class ShardWriter:
     self.tokenizer = tokenizer_from_config(config.data, config.model.vocab_size)
     self.builder = pipeline.builder_config(config.data, self.tokenizer)
     self.masking = pipeline.masking_config(config.data, self.tokenizer,
-                                           config.model.get("max_span_length", 10))
+                                           config.model.max_span_length)
 
   def write(self, chunk_index: int, docs: list[list[str]], path: str) -> int:
     import numpy as np

@@ -52,8 +52,8 @@ def builder_config(data_config, tokenizer: Tokenizer) -> examples.BuilderConfig:
       input_format=data_config.input_format, sentence_objective=data_config.sentence_objective,
       seq_len=data_config.seq_len, cls_id=tokenizer.cls_id, sep_id=tokenizer.sep_id,
       pad_id=tokenizer.pad_id, short_seq_prob=data_config.short_seq_prob,
-      one_sentence_chunk=data_config.get("one_sentence_chunk", "split"),
-      pack_sequences=data_config.get("pack_sequences", True))
+      one_sentence_chunk=data_config.one_sentence_chunk,
+      pack_sequences=data_config.pack_sequences)
 
 
 def segmentations(data_config) -> int:
@@ -61,7 +61,7 @@ def segmentations(data_config) -> int:
   with static masking) once per dupe, each cut masked once, as google-research bert's and
   albert's create_pretraining_data make every dupe afresh (new A/B cuts, NotNext partners and
   short targets). Otherwise static masking masks one segmentation `dupe_factor` times."""
-  if not data_config.get("segment_per_dupe", False):
+  if not data_config.segment_per_dupe:
     return 1
   if data_config.dynamic_masking:
     raise ValueError("data.segment_per_dupe=True re-segments each of the data.dupe_factor "
@@ -85,9 +85,9 @@ def masking_config(data_config, tokenizer: Tokenizer,
       vocab_size=tokenizer.vocab_size, max_span_tokens=max_span_tokens,
       max_ngram=data_config.max_ngram, span_p=data_config.span_p,
       max_span_words=data_config.max_span_words,
-      mask_prob=data_config.get("mask_token_share", 0.8),
-      random_prob=data_config.get("random_token_share", 0.1),
-      span_sampler=data_config.get("span_sampler", "bertlab"))
+      mask_prob=data_config.mask_token_share,
+      random_prob=data_config.random_token_share,
+      span_sampler=data_config.span_sampler)
 
 
 def _seed(*parts: int) -> tf.Tensor:
@@ -141,11 +141,11 @@ class PretrainingData:
     if config.train.batch_size % process_count:
       raise ValueError(f"train.batch_size={config.train.batch_size} must divide among "
                        f"{process_count} hosts.")
-    mask_config = masking_config(data, tokenizer, config.model.get("max_span_length", 10))
+    mask_config = masking_config(data, tokenizer, config.model.max_span_length)
     cuts = segmentations(data)
     # Training follows the schedule; held-out evaluation masks at data.mask_rate throughout,
     # so its numbers compare across the run.
-    schedule = data.get("mask_rate_schedule", "") if split == "train" else ""
+    schedule = data.mask_rate_schedule if split == "train" else ""
     if schedule and not data.dynamic_masking:
       raise ValueError("data.mask_rate_schedule needs data.dynamic_masking=True: static masks "
                        "are drawn before training, at one rate.")
@@ -156,7 +156,7 @@ class PretrainingData:
                   seed=data.seed, process_index=process_index,
                   rate_schedule=masking.parse_rate_schedule(schedule, config.train.steps)
                   if schedule else None)
-    source = (data.get("eval_source") or "") if split == "eval" else ""
+    source = data.eval_source if split == "eval" else ""
     chosen = source or data.source
     if chosen.startswith("records:"):
       if split == "eval" and not source:

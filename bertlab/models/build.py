@@ -34,13 +34,13 @@ def pretraining_model(config: ml_collections.ConfigDict):
   encoder with the family's heads."""
   if job_kind(config) == "electra":
     discriminator = model_config(config)
-    if config.electra.get("disc_mlm_weight", 0.0) and "mlm" not in discriminator.heads:
+    if config.electra.disc_mlm_weight and "mlm" not in discriminator.heads:
       raise ValueError(
           f"electra.disc_mlm_weight={config.electra.disc_mlm_weight} trains an MLM head on the "
           f"discriminator, whose model.heads are {discriminator.heads}: add it with "
           "--config.model.heads=\"('rtd', 'mlm')\", or set electra.disc_mlm_weight=0.")
     return ElectraModel(generator_config(config), discriminator,
-                        config.electra.get("tie_embeddings", "embeddings"))
+                        config.electra.tie_embeddings)
   return PretrainingModel(model_config(config))
 
 

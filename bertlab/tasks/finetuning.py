@@ -44,7 +44,7 @@ def finetuning_model(config: ml_collections.ConfigDict) -> FinetuningModel:
   checkpoint's architecture replaces `model`: bertlab/hub/init_from.py)."""
   head, labels = finetune_head(config)
   return FinetuningModel(model_config(config), head, labels,
-                         bool(config.finetune.get("freeze_encoder", False)))
+                         bool(config.finetune.freeze_encoder))
 
 
 def task_loss(head: str, outputs, batch) -> tuple[jax.Array, dict]:

@@ -152,7 +152,7 @@ def electra_loss(model, params, batch, rng, config,
   original = unmasked_ids(batch)
   corrupted = _set_masked(original, batch, sampled)
   replaced = corrupted != original
-  disc_mlm_weight = config.electra.get("disc_mlm_weight", 0.0)
+  disc_mlm_weight = config.electra.disc_mlm_weight
   disc = model.apply({"params": params}, corrupted, batch["attention_mask"],
                      batch["token_type_ids"], sequence_ids=sequence_ids,
                      masked_positions=batch["masked_positions"] if disc_mlm_weight else None,

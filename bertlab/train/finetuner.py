@@ -51,7 +51,7 @@ class Finetuner:
     with nn.logical_axis_rules(self.rules):
       boxed = jax.eval_shape(self._init_params, jax.random.key(0))
     params_shape = nn.unbox(boxed)
-    decay = config.finetune.get("layerwise_lr_decay") or 1.0
+    decay = config.finetune.layerwise_lr_decay
     scales = update_scales(params_shape, model_config, decay,
                            bool(config.finetune.freeze_encoder))
     self.train = train

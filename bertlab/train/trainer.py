@@ -170,7 +170,7 @@ def restore_or_init(trainer: Trainer, mngr) -> tuple[TrainState, int]:
     return trainer.init_state(), 0
   step, state, data_position = found
   seed = data_position.get("seed", trainer.config.data.seed)
-  if seed != trainer.config.data.seed and not trainer.config.train.get("allow_config_change"):
+  if seed != trainer.config.data.seed and not trainer.config.train.allow_config_change:
     raise ValueError(
         f"The checkpoint at step {step} was trained on data.seed={seed}, the config says "
         f"data.seed={trainer.config.data.seed}: the resumed run would read other batches. "
@@ -209,7 +209,7 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
   tokens_per_step = config.train.batch_size * config.data.seq_len
   flops_per_step = metric_lib.flops_per_token(model_config(config),
                                               config.data.seq_len) * tokens_per_step
-  eval_every = config.train.get("eval_every", 0)
+  eval_every = config.train.eval_every
   eval_data = PretrainingData.from_config(config, split="eval") if eval_every else None
   preemption = _Preemption()
   total, last = config.train.steps, {}
