@@ -26,7 +26,8 @@ from bertlab.train import (best_checkpoint, checkpoints, metrics as metric_lib, 
                            workdir_lock)
 from bertlab.train.optimizers import (build_optimizer, learning_rate_schedule, scale_updates,
                                       update_scales)
-from bertlab.train.step import TrainState, abstract_state, check_finite, train_step
+from bertlab.train.step import (TrainState, abstract_state, check_finite, new_state,
+                                train_step)
 
 
 class Finetuner:
@@ -58,7 +59,7 @@ class Finetuner:
     self.optimizer = build_optimizer(train, extra=scale_updates(scales))
     self.schedule = learning_rate_schedule(train)
     self.abstract_state, self.state_shardings = abstract_state(
-        lambda: TrainState(jnp.zeros((), jnp.int32), boxed, self.optimizer.init(boxed)),
+        lambda: new_state(boxed, self.optimizer),
         self.mesh, self.rules)
     batch = partitioning.batch_sharding(self.mesh)
     self._step = jax.jit(self._train_step, in_shardings=(self.state_shardings, batch),
@@ -77,7 +78,7 @@ class Finetuner:
       params = nn.unbox(jax.jit(self._init_params)(jax.random.key(self.config.train.seed)))
     if pretrained_encoder is not None:
       params = dict(params, encoder=init_from.fit_encoder(params["encoder"], pretrained_encoder))
-    make = jax.jit(lambda p: TrainState(jnp.zeros((), jnp.int32), p, self.optimizer.init(p)),
+    make = jax.jit(lambda p: new_state(p, self.optimizer),
                    out_shardings=self.state_shardings)
     return make(params)
 

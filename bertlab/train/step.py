@@ -8,6 +8,7 @@ from typing import Callable
 import flax
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -19,6 +20,11 @@ class TrainState:
   step: jax.Array
   params: dict
   opt_state: optax.OptState
+
+
+def new_state(params, optimizer) -> TrainState:
+  """Step 0 of a run: `params` and the optimizer's fresh state for them."""
+  return TrainState(jnp.zeros((), jnp.int32), params, optimizer.init(params))
 
 
 class NonFiniteLoss(FloatingPointError):

@@ -24,7 +24,7 @@ from bertlab.tasks import pretraining
 from bertlab.train import checkpoints, metrics as metric_lib, partitioning, workdir_lock
 from bertlab.train.optimizers import build_optimizer, learning_rate_schedule, stable_end_step
 from bertlab.train.step import (NonFiniteLoss, TrainState, abstract_state,  # noqa: F401
-                                check_finite, train_step)  # (NonFiniteLoss re-exported)
+                                check_finite, new_state, train_step)  # (re-exports NonFiniteLoss)
 
 # What the train step reads from a batch of bertlab/data/pipeline.py.
 MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label",
@@ -105,7 +105,7 @@ class Trainer:
   def _init(self, rng):
     args, kwargs = _example_inputs(self.config)
     params = self.model.init({"params": rng, "dropout": rng}, *args, **kwargs)["params"]
-    return TrainState(jnp.zeros((), jnp.int32), params, self.optimizer.init(params))
+    return new_state(params, self.optimizer)
 
   def init_state(self) -> TrainState:
     with self.context(with_mesh=False):
