@@ -31,6 +31,7 @@ def get_sweep(scale):
       config=config, overrides=overrides, points=points,
       columns=(("Parameters", "total_params"), ("RTD accuracy", "eval/rtd_accuracy"),
                ("always original", "eval/rtd_original_share"), ("RTD loss", "eval/rtd_loss"),
-               ("constant loss", "eval/rtd_constant_loss"),
+               ("constant loss", "eval/rtd_constant_loss"), ("RTD AUC", "eval/rtd_auc"),
+               ("RTD precision", "eval/rtd_precision"), ("RTD recall", "eval/rtd_recall"),
                ("generator MLM", "eval/mlm_accuracy")),
       plot=Plot(x="generator", series="tie"))
