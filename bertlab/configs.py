@@ -89,7 +89,10 @@ def add_pretraining_sections(config: ml_collections.ConfigDict, size: str, train
       source="default", eval_source="", tokenizer="wordpiece", vocab="default",
       lower_case=ml_collections.config_dict.placeholder(bool), word_boundary="marker",
       seq_len=128, input_format="segment_pair", sentence_objective="nsp", short_seq_prob=0.1,
-      one_sentence_chunk="split", pack_sequences=True,
+      one_sentence_chunk="split",
+      # Several inputs to a row, each attending within itself: unset packs doc_sentences only
+      # (as the papers' data), True every format that pads (pairs, single), False none.
+      pack_sequences=ml_collections.config_dict.placeholder(bool),
       masking="token", mask_rate=0.15, max_predictions=20, max_ngram=3, span_p=0.2,
       # "" keeps mask_rate; "0:0.3,0.5:0.15,0.9:0.05" is mmBERT's falling rate (from each
       # fraction of train.steps on, that rate; training only, evaluation stays at mask_rate).

@@ -23,7 +23,7 @@ def _docs(num_docs=300, seed=0):
   return docs
 
 
-def _build(input_format, objective="none", seq_len=64, docs=None, seed=0, pack=True):
+def _build(input_format, objective="none", seq_len=64, docs=None, seed=0, pack=None):
   config = BuilderConfig(input_format, objective, seq_len, CLS, SEP, PAD, pack_sequences=pack)
   return build_examples(docs or _docs(), config, np.random.default_rng(seed))
 
@@ -111,11 +111,12 @@ def _inputs(out) -> list[np.ndarray]:
           for k in range(1, row.max() + 1)]
 
 
-@pytest.mark.parametrize("input_format, pack", [("doc_sentences", True),
-                                                ("doc_sentences", False), ("single", True)])
+@pytest.mark.parametrize("input_format, pack", [("doc_sentences", None), ("doc_sentences", False),
+                                                ("single", None), ("single", True)])
 def test_within_document_formats_never_cross_a_document(input_format, pack):
   out = _build(input_format, seq_len=64, pack=pack)
-  assert ("sequence_ids" in out) == (input_format == "doc_sentences" and pack)
+  # Unset, only doc_sentences packs (as RoBERTa's data); SpanBERT's single when asked.
+  assert ("sequence_ids" in out) == (pack or (pack is None and input_format == "doc_sentences"))
   for part in _inputs(out):
     assert part[0] == CLS and part[-1] == SEP
     assert CLS not in part[1:] and SEP not in part[:-1]
@@ -140,6 +141,40 @@ def test_packed_doc_sentences_keep_tokens_per_batch_near_full_sentences():
   ours, unpacked = tokens_per_batch(packed), tokens_per_batch(one_per_row)
   assert ours.min() >= 0.95 * full and ours.mean() >= 0.97 * full
   assert unpacked.mean() < 0.7 * full
+
+
+@pytest.mark.parametrize("input_format, objective", [("segment_pair", "nsp"),
+                                                     ("sentence_pair", "sop")])
+def test_packed_pairs_keep_every_pair_with_its_own_label(input_format, objective):
+  docs = _docs(400)
+  alone = _build(input_format, objective, seq_len=128, docs=docs, pack=False)
+  packed = _build(input_format, objective, seq_len=128, docs=docs, pack=True)
+  labelled = lambda ids, types, label: (tuple(ids), tuple(types), int(label))
+  expected = sorted(labelled(i[i != PAD], t[i != PAD], l) for i, t, l in
+                    zip(alone["input_ids"], alone["token_type_ids"], alone["sentence_label"]))
+  found = []
+  for r, numbers in enumerate(packed["sequence_ids"]):
+    for k in range(1, numbers.max() + 1):
+      where = np.flatnonzero(numbers == k)
+      assert packed["sentence_positions"][r, k - 1] == where[0]  # its [CLS]
+      assert packed["sentence_weights"][r, k - 1] == 1
+      found.append(labelled(packed["input_ids"][r, where], packed["token_type_ids"][r, where],
+                            packed["sentence_label"][r, k - 1]))
+    assert (packed["sentence_weights"][r, numbers.max():] == 0).all()
+  assert sorted(found) == expected  # the same pairs, labels and segments, each once
+  padding = lambda out: (out["input_ids"] == PAD).mean()
+  # Rows are only as full as whole pairs allow: sentence pairs pad 3/4 of these rows alone.
+  assert padding(packed) < 0.05 < 0.5 < padding(alone) if input_format == "sentence_pair" \
+      else padding(packed) < min(0.05, padding(alone))
+
+
+def test_a_packed_row_holds_at_most_max_inputs_per_row():
+  config = BuilderConfig("sentence_pair", "none", 64, CLS, SEP, PAD, pack_sequences=True)
+  tiny = [[(np.array([d * DOC_STRIDE + k], np.int32), np.ones(1, bool)) for k in range(40)]
+          for d in range(10)]  # two-token pairs: 5 to a row of 64 would fit 12
+  out = build_examples(tiny, config, np.random.default_rng(0))
+  assert config.max_inputs_per_row == 8
+  assert out["sequence_ids"].max() == 8 and out["sentence_label"].shape[1] == 8
 
 
 def test_truncate_seq_pair_trims_the_longer_segment_until_the_pair_fits():

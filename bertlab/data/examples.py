@@ -6,11 +6,13 @@
   * `sentence_pair`: each segment one natural sentence (Liu et al., 2019, Section 4.2);
   * `full_sentences`: one token stream over all documents, a separator at each document boundary,
     cut into full sequences (only the last of the stream is padded);
-  * `doc_sentences`: whole sentences packed up to `seq_len` without crossing a document; with
-    `pack_sequences` several such inputs share a row (see `pack_rows`), so that every batch holds
-    about as many tokens as FULL-SENTENCES' (Liu et al., 2019, Section 4.2, grow the batch
-    instead; with fixed shapes the row is filled);
+  * `doc_sentences`: whole sentences packed up to `seq_len` without crossing a document;
   * `single`: one contiguous segment of a document (SpanBERT, Joshi et al., 2020, Section 3.3).
+Packing (`pack_sequences`): several inputs share a row (see `pack_rows`), each with its own
+[CLS] ... [SEP], so that batches hold few padding tokens. None (the default) packs doc_sentences
+only, so that every batch holds about as many tokens as FULL-SENTENCES' (Liu et al., 2019,
+Section 4.2, grow the batch instead; with fixed shapes the row is filled); True packs every
+format that pads (the pair formats and `single` too, as ModernBERT's unpadding does); False none.
 `data.sentence_objective` (pair formats): `nsp` (B from another document half the time),
 `sop` (two consecutive segments, swapped half the time; Lan et al., 2020, Section 3.1) or `none`.
 Label 1 marks NotNext (NSP) or swapped (SOP), as in the original TF code and transformers' heads.
@@ -18,7 +20,9 @@ Label 1 marks NotNext (NSP) or swapped (SOP), as in the original TF code and tra
 A tokenized sentence is `(ids, word_starts)`; examples are numpy arrays:
 `input_ids` [N, S], `token_type_ids` [N, S], `token_kind` [N, S] (0: special or padding, never
 masked; 1: first piece of a word; 2: a later piece) and `sentence_label` [N]; packed rows add
-`sequence_ids` [N, S] (1, 2, ... per input in the row, 0 on padding).
+`sequence_ids` [N, S] (1, 2, ... per input in the row, 0 on padding), and packed pairs carry a
+label per input: `sentence_label`, `sentence_positions` (where its [CLS] is) and
+`sentence_weights` (1 for an input, 0 for an empty slot), each [N, `max_inputs_per_row`].
 """
 
 import bisect
@@ -49,7 +53,7 @@ class BuilderConfig:
   pad_id: int
   short_seq_prob: float = 0.1
   one_sentence_chunk: str = "split"
-  pack_sequences: bool = True  # doc_sentences only
+  pack_sequences: bool | None = None  # None: doc_sentences only (see the module docstring)
 
   def __post_init__(self):
     if self.one_sentence_chunk not in ONE_SENTENCE_CHUNKS:
@@ -72,6 +76,20 @@ class BuilderConfig:
           f"data.seq_len={self.seq_len} is too short for {self.input_format}: it needs "
           f"{'[CLS] A [SEP] B [SEP] with a few tokens in each segment' if minimum == 8 else '[CLS] x [SEP]'}"
           f"; set data.seq_len to at least {minimum} (BERT uses 128 and 512).")
+
+  @property
+  def packs(self) -> bool:
+    """Whether inputs share rows. FULL-SENTENCES rows are already full."""
+    if self.input_format == "full_sentences":
+      return False
+    return (self.input_format == "doc_sentences" if self.pack_sequences is None
+            else self.pack_sequences)
+
+  @property
+  def max_inputs_per_row(self) -> int:
+    """The slots of a packed row's per-input labels: one input per 8 tokens, more than the
+    shortest pairs of real text need ([CLS] A [SEP] B [SEP] of a few words each)."""
+    return max(1, self.seq_len // 8)
 
 
 class _Examples:
@@ -101,32 +119,43 @@ class _Examples:
                       np.concatenate([[0], kinds, [0]]).astype(np.int8), 0))
 
   def arrays(self, packed: bool = False) -> dict[str, np.ndarray]:
-    """One row per example; or, `packed`, the examples of each `pack_rows` group side by side."""
+    """One row per example; or, `packed`, the examples of each `pack_rows` group side by side
+    (pairs with a sentence label per input)."""
     c = self.config
-    groups = (pack_rows([len(r[0]) for r in self.rows], c.seq_len) if packed
+    slots = c.max_inputs_per_row
+    groups = (pack_rows([len(r[0]) for r in self.rows], c.seq_len, slots) if packed
               else [[i] for i in range(len(self.rows))])
-    n = len(groups)
+    n, per_input = len(groups), packed and c.input_format in PAIR_FORMATS
     out = dict(input_ids=np.full((n, c.seq_len), c.pad_id, np.int32),
                token_type_ids=np.zeros((n, c.seq_len), np.int32),
                token_kind=np.zeros((n, c.seq_len), np.int8),
-               sentence_label=np.zeros((n,), np.int32))
+               sentence_label=np.zeros((n, slots) if per_input else (n,), np.int32))
     if packed:
       out["sequence_ids"] = np.zeros((n, c.seq_len), np.int32)
+    if per_input:
+      out["sentence_positions"] = np.zeros((n, slots), np.int32)
+      out["sentence_weights"] = np.zeros((n, slots), np.float32)
     for row, group in enumerate(groups):
       start = 0
       for number, (ids, types, kinds, label) in enumerate(self.rows[i] for i in group):
         span = slice(start, start + len(ids))
         out["input_ids"][row, span], out["token_type_ids"][row, span] = ids, types
-        out["token_kind"][row, span], out["sentence_label"][row] = kinds, label
+        out["token_kind"][row, span] = kinds
         if packed:
           out["sequence_ids"][row, span] = number + 1
+        if per_input:
+          out["sentence_label"][row, number] = label
+          out["sentence_positions"][row, number], out["sentence_weights"][row, number] = start, 1
+        else:
+          out["sentence_label"][row] = label
         start += len(ids)
     return out
 
 
-def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
-  """Groups of example indices whose lengths sum to at most `capacity`: best-fit decreasing,
-  which leaves all but the last few rows nearly full. Each group keeps corpus order."""
+def pack_rows(lengths: list[int], capacity: int, max_group: int | None = None) -> list[list[int]]:
+  """Groups of at most `max_group` example indices whose lengths sum to at most `capacity`:
+  best-fit decreasing, which leaves all but the last few rows nearly full. Each group keeps
+  corpus order."""
   open_rows, groups = [], []  # open_rows: sorted (room left, group index)
   for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
     k = bisect.bisect_left(open_rows, (lengths[i], -1))
@@ -137,7 +166,8 @@ def pack_rows(lengths: list[int], capacity: int) -> list[list[int]]:
       room, group = open_rows.pop(k)
       groups[group].append(i)
       room -= lengths[i]
-    if room >= 3:  # the shortest example: [CLS] x [SEP]
+    # room >= 3: the shortest example, [CLS] x [SEP]
+    if room >= 3 and (max_group is None or len(groups[group]) < max_group):
       bisect.insort(open_rows, (room, group))
   return sorted(sorted(group) for group in groups)
 
@@ -294,4 +324,4 @@ def build_examples(docs: list[TokenizedDoc], config: BuilderConfig,
       config.input_format, _within_document)
   for d in range(len(docs)):
     builder(docs, d, config, rng, out)
-  return out.arrays(packed=config.pack_sequences and config.input_format == "doc_sentences")
+  return out.arrays(packed=config.packs)

@@ -23,8 +23,10 @@ def decode_example(batch: dict, row: int, data: PretrainingData) -> str:
       piece = (f"={original}=" if token == targets[position] else
                f"{piece}/{original}" if token == tokenizer.mask_id else f"~{piece}/{original}")
     words.append(piece)
-  label = int(batch["sentence_label"][row])
-  return f"sentence_label={label} " + " ".join(words)
+  labels = np.atleast_1d(batch["sentence_label"][row])
+  if "sentence_weights" in batch:  # packed pairs: one label per input
+    labels = labels[batch["sentence_weights"][row] > 0]
+  return f"sentence_label={','.join(str(int(v)) for v in labels)} " + " ".join(words)
 
 
 def batch_statistics(batches: list[dict], mask_id: int) -> dict:
@@ -37,8 +39,16 @@ def batch_statistics(batches: list[dict], mask_id: int) -> dict:
   is_kept = (shown == original) & ~is_mask
   span_words = cat("span_words")
   packed = {}
-  if "sequence_ids" in batches[0]:  # doc_sentences inputs packed side by side
-    packed["inputs_per_row"] = float(cat("sequence_ids").max(axis=1).mean())
+  labels = cat("sentence_label")
+  if "sentence_weights" in batches[0]:
+    labels = labels[cat("sentence_weights") > 0]
+  if "sequence_ids" in batches[0]:  # packed rows (data.pack_sequences)
+    inputs = cat("sequence_ids").max(axis=1)
+    tokens = (cat("attention_mask") > 0).sum()
+    packed["inputs_per_row"] = float(inputs.mean())
+    # The same inputs one to a row, as without packing.
+    packed["unpacked_padding_share"] = float(
+        1 - tokens / max(inputs.sum() * cat("input_ids").shape[1], 1))
   return dict(
       selected_rate=float(weights.sum() / max((cat("token_kind") > 0).sum(), 1)),
       mask_token_share=float(is_mask.sum() / selected),
@@ -46,7 +56,7 @@ def batch_statistics(batches: list[dict], mask_id: int) -> dict:
       kept_share=float(is_kept.sum() / selected),
       mean_span_length=float(span_words[span_words > 0].mean()) if (span_words > 0).any()
       else 0.0,
-      sentence_label_share=float(cat("sentence_label").mean()),
+      sentence_label_share=float(labels.mean()),
       padding_share=float(1 - cat("attention_mask").mean()),
       sequences=int(len(weights)), **packed)
 

@@ -44,6 +44,12 @@ class EncoderOutput:
   hidden_states: tuple[jax.Array, ...] | None = None
 
 
+def gather_positions(x, positions):
+  """[B, T, H] at [B, P] positions -> [B, P, H] (the masked tokens for the MLM head, each
+  packed input's [CLS] for the pooler)."""
+  return jnp.take_along_axis(x, positions[..., None], axis=1)
+
+
 def copy_of_layer(config: ModelConfig, sublayer: str) -> np.ndarray:
   """For each layer, the index of the stored copy of `sublayer` it uses."""
   layers = np.arange(config.num_layers)
@@ -181,10 +187,12 @@ class Encoder(nn.Module):
 
   def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
                deterministic: bool = True, output_hidden_states: bool = True,
-               sequence_ids=None) -> EncoderOutput:
+               sequence_ids=None, pool_positions=None) -> EncoderOutput:
     """`sequence_ids` [B, T] marks a packed row: several sequences side by side, each with its
     own [CLS] ... [SEP], numbered 1, 2, ... (0 on padding). Each then attends only within
-    itself and counts its positions from 0, so its outputs are those it has alone in a row."""
+    itself and counts its positions from 0, so its outputs are those it has alone in a row.
+    `pool_positions` [B, K]: pool each packed input's [CLS] (pooled_output [B, K, H]), not
+    only the row's first token."""
     config = self.config
     if attention_mask is None:
       attention_mask = jnp.ones_like(input_ids)
@@ -212,5 +220,6 @@ class Encoder(nn.Module):
       # The last is the encoder's output (after a pre-norm stack's final norm), as in
       # transformers, so hidden_states[-1] is last_hidden_state for every family.
       hidden_states = (x,) + tuple(per_layer[i] for i in range(config.num_layers - 1)) + (last,)
-    pooled = jnp.tanh(self.pooler(last[:, 0])) if config.use_pooler else None
+    first = last[:, 0] if pool_positions is None else gather_positions(last, pool_positions)
+    pooled = jnp.tanh(self.pooler(first)) if config.use_pooler else None
     return EncoderOutput(last, pooled, hidden_states)

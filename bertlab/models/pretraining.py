@@ -13,7 +13,7 @@ import jax.numpy as jnp
 
 from bertlab.models.config import ModelConfig
 from bertlab.models.embeddings import Embeddings
-from bertlab.models.encoder import Encoder
+from bertlab.models.encoder import Encoder, gather_positions
 from bertlab.models.heads import MLMHead, ReplacedTokenHead, SentenceHead, SpanBoundaryHead
 
 
@@ -23,14 +23,9 @@ class PretrainingOutput:
   pooled_output: jax.Array | None = None
   hidden_states: tuple[jax.Array, ...] | None = None
   mlm_logits: jax.Array | None = None  # [B, T or P, vocab]
-  sentence_logits: jax.Array | None = None  # [B, 2]
+  sentence_logits: jax.Array | None = None  # [B, 2], or [B, K, 2] for packed pairs
   rtd_logits: jax.Array | None = None  # [B, T]
   sbo_logits: jax.Array | None = None  # [B, S, max_span_length, vocab] or [B, S, vocab]
-
-
-def gather_positions(x, positions):
-  """[B, T, H] at [B, P] positions -> [B, P, H]: the MLM head runs on masked tokens only."""
-  return jnp.take_along_axis(x, positions[..., None], axis=1)
 
 
 class PretrainingModel(nn.Module):
@@ -57,14 +52,16 @@ class PretrainingModel(nn.Module):
 
   def __call__(self, input_ids, attention_mask=None, token_type_ids=None, *,
                masked_positions=None, span_bounds=None, span_slots=None, sequence_ids=None,
-               deterministic: bool = True, output_hidden_states: bool = True) -> PretrainingOutput:
+               sentence_positions=None, deterministic: bool = True,
+               output_hidden_states: bool = True) -> PretrainingOutput:
     """`masked_positions` [B, P] restricts MLM logits to those positions (all when None);
     `span_bounds` [B, S, 2] are the SBO boundary positions (required with the sbo head), with
     `span_slots` [B, S] when each row is one masked token (see SpanBoundaryHead);
-    `sequence_ids` [B, T] for packed rows (see Encoder)."""
+    `sequence_ids` [B, T] for packed rows (see Encoder), with `sentence_positions` [B, K] for
+    packed pairs: the [CLS] of each, whose NSP/SOP logits are then [B, K, 2]."""
     config = self.config
     out = self.encoder(input_ids, attention_mask, token_type_ids, deterministic,
-                       output_hidden_states, sequence_ids)
+                       output_hidden_states, sequence_ids, sentence_positions)
     sequence = out.last_hidden_state
     heads = {}
     if "mlm" in config.heads:

@@ -35,8 +35,10 @@ def mlm(out, batch) -> tuple[jax.Array, dict]:
 
 
 def sentence(out, batch, name: str) -> tuple[jax.Array, dict]:
-  """NSP or SOP: two-way classification of the pooled [CLS]."""
-  weights = jnp.ones(batch["sentence_label"].shape, jnp.float32)
+  """NSP or SOP: two-way classification of the pooled [CLS] (of each input of a packed row)."""
+  weights = batch.get("sentence_weights")
+  if weights is None:
+    weights = jnp.ones(batch["sentence_label"].shape, jnp.float32)
   loss, accuracy = weighted_cross_entropy(out.sentence_logits, batch["sentence_label"], weights)
   return loss, {f"{name}_loss": loss, f"{name}_accuracy": accuracy}
 
@@ -113,7 +115,8 @@ def pretraining_loss(model, params, batch, rng, config,
                     batch["token_type_ids"], masked_positions=batch["masked_positions"],
                     span_bounds=batch["span_bounds"] if "sbo" in config.model.heads else None,
                     span_slots=batch["span_slots"] if "sbo" in config.model.heads else None,
-                    sequence_ids=batch.get("sequence_ids"), deterministic=not train,
+                    sequence_ids=batch.get("sequence_ids"),
+                    sentence_positions=batch.get("sentence_positions"), deterministic=not train,
                     output_hidden_states=False, rngs={"dropout": rng})
   loss, metrics = mlm(out, batch)
   name = sentence_objective_name(config)

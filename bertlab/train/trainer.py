@@ -30,8 +30,8 @@ from bertlab.train.step import (NonFiniteLoss, TrainState, abstract_state,  # no
 MODEL_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "sentence_label",
                 "masked_positions", "masked_ids", "masked_weights", "span_bounds", "span_slots",
                 "span_weights")
-# Present only when rows are packed (doc_sentences with data.pack_sequences).
-PACKED_FIELD = "sequence_ids"
+# Present only when rows are packed (data.pack_sequences); the sentence fields for pairs.
+PACKED_FIELDS = ("sequence_ids", "sentence_positions", "sentence_weights")
 
 
 # The exit status of a run stopped by SIGTERM after saving (EX_TEMPFAIL: try again), so a
@@ -125,7 +125,7 @@ class Trainer:
     return dict(metrics, loss=loss)
 
   def _global(self, host_batch: dict) -> dict:
-    fields = MODEL_FIELDS + ((PACKED_FIELD,) if PACKED_FIELD in host_batch else ())
+    fields = MODEL_FIELDS + tuple(k for k in PACKED_FIELDS if k in host_batch)
     return partitioning.global_batch({k: host_batch[k] for k in fields}, self.mesh)
 
   def step(self, state: TrainState, host_batch: dict):
