@@ -5,9 +5,11 @@ MLM + NSP, seq 128 and 512, bf16 compute with f32 parameters, one line per atten
       [--paths=einsum,xla,cudnn] [--json=out.json]
 
 Each line: tokens/s, sequences/s, step time, compile time and MFU, the model FLOPs of the
-step (bertlab.train.metrics.flops_per_token, the count the trainer logs) over the device's
-peak bf16 FLOP/s (bertlab.train.metrics.PEAK_FLOPS; "-" for a device kind it does not list,
-such as a CPU). Attention dropout is 0 on every path so that they compute the same model
+step (bertlab.train.flops.step_flops, the count the trainer logs) over the device's peak
+bf16 FLOP/s (bertlab.train.flops.PEAK_FLOPS; a CPU's measured f32 matmul roof; "-" for a
+device kind the table does not list), and the benchmark's own count of the step: every
+matmul of the jitted train step as traced (bertlab.train.flops.dot_flops), whose ratio to
+the model count is 1.000 when the trainer's MFU counts what the step computes. Attention dropout is 0 on every path so that they compute the same model
 (the fused paths have none). The records to compare with: NVIDIA's BERT-Large at 580 seq/s
 per A100 (seq 128, about 45% MFU); ModernBERT 26-33% MFU on H100s. cuDNN's path is skipped
 off NVIDIA GPUs. `--sizes=tiny --seq_lens=64 --steps=2` runs in a minute on a CPU.
@@ -27,8 +29,7 @@ BATCH = {128: 256, 512: 64}  # global batch by sequence length (per step, all de
 def measure(size: str, seq_len: int, path: str, steps: int, batch: int) -> dict:
   import jax
   from conftest import load_config
-  from bertlab.models.build import model_config
-  from bertlab.train import metrics as metric_lib
+  from bertlab.train import flops as flop_lib
   from bertlab.train.trainer import Trainer
   from train_step import _batch
   config = load_config(f"bert.py:{size}")
@@ -53,13 +54,22 @@ def measure(size: str, seq_len: int, path: str, steps: int, batch: int) -> dict:
   for _ in range(steps):
     step()
   step_s = (time.perf_counter() - start) / steps
-  flops = metric_lib.flops_per_token(model_config(config), seq_len) * batch * seq_len
-  peak = metric_lib.peak_flops()
+  flops = flop_lib.step_flops(config)
+  counted = counted_step_flops(trainer, state, data)
+  peak = flop_lib.peak_flops()
   return dict(size=size, seq_len=seq_len, attention=path, batch=batch,
               device=jax.devices()[0].device_kind, devices=jax.device_count(),
               tokens_per_sec=batch * seq_len / step_s, sequences_per_sec=batch / step_s,
-              step_ms=1000 * step_s, compile_s=compile_s,
+              step_ms=1000 * step_s, compile_s=compile_s, model_flops=flops,
+              counted_flops=counted,
               mfu=flops / step_s / (peak * jax.device_count()) if peak else None)
+
+
+def counted_step_flops(trainer, state, host_batch) -> float:
+  """The matmul FLOPs of the trainer's jitted step on this batch, as traced."""
+  from bertlab.train import flops as flop_lib
+  with trainer.context():
+    return flop_lib.dot_flops(trainer._step, state, trainer._global(host_batch))
 
 
 def main():
@@ -75,7 +85,7 @@ def main():
   on_gpu = jax.devices()[0].platform == "gpu"
   print(f"{jax.device_count()} x {jax.devices()[0].device_kind}, bf16 compute")
   print(f"{'size':>6} {'seq':>4} {'attention':>9} {'batch':>5} {'tokens/s':>10} {'seq/s':>8} "
-        f"{'step ms':>8} {'compile s':>9} {'MFU':>6}")
+        f"{'step ms':>8} {'compile s':>9} {'MFU':>6} {'counted/model':>13}")
   rows = []
   for size in args.sizes.split(","):
     for seq_len in map(int, args.seq_lens.split(",")):
@@ -94,7 +104,7 @@ def main():
         mfu = f"{100 * row['mfu']:.1f}%" if row["mfu"] else "-"
         print(f"{size:>6} {seq_len:>4} {path:>9} {row['batch']:>5} {row['tokens_per_sec']:>10.0f} "
               f"{row['sequences_per_sec']:>8.1f} {row['step_ms']:>8.1f} {row['compile_s']:>9.1f} "
-              f"{mfu:>6}", flush=True)
+              f"{mfu:>6} {row['counted_flops'] / row['model_flops']:>13.3f}", flush=True)
   if args.json:
     with open(args.json, "w") as f:
       json.dump(rows, f, indent=2)

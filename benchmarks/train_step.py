@@ -126,11 +126,12 @@ def run_roof(size: str, batch: int, seq_len: int, steps: int) -> dict:
 
 def encoder_gflops(size: str, seq_len: int, tokens_per_sec: float) -> float:
   from bertlab.models.config import ModelConfig
-  from bertlab.train.metrics import flops_per_token
+  from bertlab.train.flops import encoder_flops
   s = SIZES[size]
   config = ModelConfig(hidden_size=s["hidden_size"], num_layers=s["num_layers"],
                        num_heads=s["num_heads"], intermediate_size=s["intermediate_size"])
-  return flops_per_token(config, seq_len) * tokens_per_sec / 1e9
+  # The encoder's training FLOPs (forward and backward) per token.
+  return 3 * encoder_flops(config, seq_len) / seq_len * tokens_per_sec / 1e9
 
 
 def main():

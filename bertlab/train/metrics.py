@@ -8,27 +8,6 @@ import jax
 
 from bertlab import files
 
-# Peak dense bf16 FLOP/s per device, by jax's device_kind, for the MFU estimate.
-PEAK_FLOPS = {
-    "TPU v4": 275e12, "TPU v5 lite": 197e12, "TPU v5e": 197e12, "TPU v5p": 459e12,
-    "TPU v6 lite": 918e12, "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12,
-    "NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NVIDIA H200": 989e12,
-}
-
-
-def peak_flops() -> float | None:
-  kind = jax.devices()[0].device_kind
-  return next((v for k, v in PEAK_FLOPS.items() if kind.startswith(k)), None)
-
-
-def flops_per_token(model_config, seq_len: int) -> float:
-  """Training FLOPs per token: 6 x matmul parameters of the layers applied, plus attention's
-  12 x layers x hidden x length (Kaplan et al., 2020; PaLM's appendix B)."""
-  h, layers, i = model_config.hidden_size, model_config.num_layers, model_config.intermediate_size
-  per_layer = 4 * h * h + 2 * h * i  # attention projections and the FFN, applied every layer
-  return 6 * layers * per_layer + 12 * layers * h * seq_len
-
-
 def read_metrics(workdir: str) -> list[dict]:
   """The rows of a workdir's metrics.jsonl, oldest first ([] before the first log)."""
   path = os.path.join(workdir, "metrics.jsonl")

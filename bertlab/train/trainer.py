@@ -21,7 +21,7 @@ from bertlab.models.build import model_config, pretraining_model
 from bertlab.data.pipeline import PretrainingData
 from bertlab.hub import workdir as hub_workdir
 from bertlab.tasks import pretraining
-from bertlab.train import checkpoints, metrics as metric_lib, partitioning, workdir_lock
+from bertlab.train import checkpoints, flops, metrics as metric_lib, partitioning, workdir_lock
 from bertlab.train.optimizers import build_optimizer, learning_rate_schedule, stable_end_step
 from bertlab.train.step import (NonFiniteLoss, TrainState, abstract_state,  # noqa: F401
                                 check_finite, new_state, train_step)  # (re-exports NonFiniteLoss)
@@ -205,10 +205,9 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
   hub_workdir.save_tokenizer(data.tokenizer, workdir, model_config(config))
   batches = data.batches(start)
   writer = metric_lib.MetricWriter(workdir)
-  peak = metric_lib.peak_flops()
+  peak = flops.peak_flops()
   tokens_per_step = config.train.batch_size * config.data.seq_len
-  flops_per_step = metric_lib.flops_per_token(model_config(config),
-                                              config.data.seq_len) * tokens_per_step
+  flops_per_step = flops.step_flops(config)
   eval_every = config.train.eval_every
   eval_data = PretrainingData.from_config(config, split="eval") if eval_every else None
   preemption = _Preemption()
