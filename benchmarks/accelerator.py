@@ -2,7 +2,7 @@
 MLM + NSP, seq 128 and 512, bf16 compute with f32 parameters, one line per attention path.
 
   python benchmarks/accelerator.py [--sizes=base,large] [--seq_lens=128,512] [--steps=20]
-      [--paths=einsum,xla,cudnn] [--json=out.json]
+      [--paths=einsum,xla,cudnn,splash] [--json=out.json]
 
 Each line: tokens/s, sequences/s, step time, compile time and MFU, the model FLOPs of the
 step (bertlab.train.flops.step_flops, the count the trainer logs) over the device's peak
@@ -12,7 +12,7 @@ matmul of the jitted train step as traced (bertlab.train.flops.dot_flops), whose
 the model count is 1.000 when the trainer's MFU counts what the step computes. Attention dropout is 0 on every path so that they compute the same model
 (the fused paths have none). The records to compare with: NVIDIA's BERT-Large at 580 seq/s
 per A100 (seq 128, about 45% MFU); ModernBERT 26-33% MFU on H100s. cuDNN's path is skipped
-off NVIDIA GPUs. `--sizes=tiny --seq_lens=64 --steps=2` runs in a minute on a CPU.
+off NVIDIA GPUs, splash attention off TPUs. `--sizes=tiny --seq_lens=64 --steps=2` runs in a minute on a CPU.
 """
 
 import argparse
@@ -76,13 +76,13 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--sizes", default="base,large")
   parser.add_argument("--seq_lens", default="128,512")
-  parser.add_argument("--paths", default="einsum,xla,cudnn")
+  parser.add_argument("--paths", default="einsum,xla,cudnn,splash")
   parser.add_argument("--steps", type=int, default=20)
   parser.add_argument("--batch", type=int, default=0, help="0: 256 at seq 128, 64 at 512")
   parser.add_argument("--json", default="")
   args = parser.parse_args()
   import jax
-  on_gpu = jax.devices()[0].platform == "gpu"
+  on_gpu, on_tpu = (jax.devices()[0].platform == p for p in ("gpu", "tpu"))
   print(f"{jax.device_count()} x {jax.devices()[0].device_kind}, bf16 compute")
   print(f"{'size':>6} {'seq':>4} {'attention':>9} {'batch':>5} {'tokens/s':>10} {'seq/s':>8} "
         f"{'step ms':>8} {'compile s':>9} {'MFU':>6} {'counted/model':>13}")
@@ -92,6 +92,9 @@ def main():
       for path in args.paths.split(","):
         if path == "cudnn" and not on_gpu:
           print(f"{size:>6} {seq_len:>4} {path:>9}  skipped: cuDNN needs an NVIDIA GPU")
+          continue
+        if path == "splash" and not on_tpu:
+          print(f"{size:>6} {seq_len:>4} {path:>9}  skipped: off a TPU splash is interpreted")
           continue
         try:
           row = measure(size, seq_len, path, args.steps,

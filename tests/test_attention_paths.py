@@ -1,10 +1,14 @@
-"""Every attention path (`model.attention`) against the einsum reference: padded rows, packed
-rows (which must never attend across their sequences) and sliding windows, outputs and
-gradients, in f32 and bf16. The cuDNN kernel needs an NVIDIA GPU; on other machines its case
+"""Every attention path (`model.attention`: XLA's, TPU splash attention interpreted, cuDNN's)
+against the einsum reference: padded rows, packed rows (which must never attend across their
+sequences) and sliding windows, outputs and gradients, in f32 and bf16. The cuDNN kernel needs an NVIDIA GPU; on other machines its case
 is skipped with that reason (benchmarks/train_step.py measures it where one is present)."""
 
 import dataclasses
 import functools
+import json
+import os
+import subprocess
+import sys
 
 import flax.linen as nn
 import jax
@@ -29,24 +33,32 @@ PADDED = dict(attention_mask=jnp.asarray(np.arange(16)[None] < np.array([[16], [
 SEQUENCES = jnp.array([[1] * 5 + [2] * 7 + [3] * 4, [1] * 9 + [2] * 5 + [0] * 2,
                        [1] * 16])
 PACKED = dict(attention_mask=(SEQUENCES > 0).astype(jnp.int32), sequence_ids=SEQUENCES)
-ROWS = {"padded": PADDED, "packed": PACKED}
+# Splash attention tiles rows in blocks of 128 tokens: the same rows, every run 8x as long.
+LONG = 8
+ROWS = {("padded", 1): (IDS, PADDED), ("packed", 1): (IDS, PACKED),
+        ("padded", LONG): (jnp.repeat(IDS, LONG, 1), {k: jnp.repeat(v, LONG, 1)
+                                                      for k, v in PADDED.items()}),
+        ("packed", LONG): (jnp.repeat(IDS, LONG, 1), {k: jnp.repeat(v, LONG, 1)
+                                                      for k, v in PACKED.items()})}
+LONG_CONFIG = dict(max_position_embeddings=16 * LONG, local_attention_window=4 * LONG)
 
 
 def _paths():
   on_gpu = any(d.platform == "gpu" for d in jax.devices())
-  return ["xla", pytest.param("cudnn", marks=pytest.mark.skipif(
+  # splash is TPU's Pallas kernel, interpreted here (what a TPU compiles is the same kernel).
+  return ["xla", "splash", pytest.param("cudnn", marks=pytest.mark.skipif(
       not on_gpu, reason="cuDNN's fused attention runs on NVIDIA GPUs only"))]
 
 
 @functools.cache
-def _outputs_and_grads(config, rows_name: str):
+def _outputs_and_grads(config, rows_name: str, length: int = 1):
   """(last hidden states, gradients) of a fixed loss; cached: each reference runs once."""
-  rows = ROWS[rows_name]
+  ids, rows = ROWS[rows_name, length]
   model = PretrainingModel(config)
-  params = nn.unbox(model.init(jax.random.key(0), IDS)["params"])
+  params = nn.unbox(model.init(jax.random.key(0), ids)["params"])
 
   def run(p):
-    out = model.apply({"params": p}, IDS, **rows)
+    out = model.apply({"params": p}, ids, **rows)
     hidden = out.last_hidden_state.astype(jnp.float32)
     weights = rows["attention_mask"][..., None].astype(jnp.float32)
     return jnp.sum(jnp.sin(hidden) * weights), hidden
@@ -78,8 +90,12 @@ def test_attention_path_equals_the_einsum_reference(path, base, rows, dtype):
   within 2e-2 on the outputs."""
   if path == "cudnn" and dtype == "float32":
     pytest.skip("cuDNN's fused attention takes bf16/fp16 only")
-  real = np.asarray(ROWS[rows]["attention_mask"], bool)
-  run = lambda config: (lambda out: (out[0][real], out[1]))(_outputs_and_grads(config, rows))
+  length = LONG if path == "splash" else 1
+  if length > 1:
+    base = dataclasses.replace(base, **LONG_CONFIG)
+  real = np.asarray(ROWS[rows, length][1]["attention_mask"], bool)
+  run = lambda config: (lambda out: (out[0][real], out[1]))(
+      _outputs_and_grads(config, rows, length))
   reference = run(base)
   fused = _errors(run(dataclasses.replace(base, dtype=dtype, attention=path)), reference)
   if dtype == "float32":
@@ -91,16 +107,25 @@ def test_attention_path_equals_the_einsum_reference(path, base, rows, dtype):
     assert value <= max(2e-2, 1.5 * einsum[name]), (name, value, einsum[name])
 
 
-def test_a_packed_row_attends_only_within_its_sequences_on_the_fused_path():
+@pytest.mark.parametrize("path", ["xla", "splash"])
+def test_a_packed_row_attends_only_within_its_sequences_on_the_fused_path(path):
   """Each packed sequence's outputs are those it has alone in a row (MaxText's cuDNN path was
   found attending across packed boundaries: this is the check that catches it)."""
-  config = dataclasses.replace(MODERN, attention="xla")
+  length = LONG if path == "splash" else 1
+  config = dataclasses.replace(MODERN, attention=path,
+                               **(LONG_CONFIG if length > 1 else {}))
+  ids, rows = ROWS["packed", length]
   model = PretrainingModel(config)
-  params = nn.unbox(model.init(jax.random.key(0), IDS)["params"])
-  packed = model.apply({"params": params}, IDS, **PACKED).last_hidden_state
-  row, starts = 0, (0, 5, 12, 16)
+  params = nn.unbox(model.init(jax.random.key(0), ids)["params"])
+  packed = model.apply({"params": params}, ids, **rows).last_hidden_state
+  row, starts = 0, tuple(length * s for s in (0, 5, 12, 16))
   for first, end in zip(starts, starts[1:]):
-    alone = model.apply({"params": params}, IDS[row:row + 1, first:end])
+    # Alone in a padded row of the same length (splash tiles whole blocks).
+    alone_ids = jnp.zeros((1, ids.shape[1]), ids.dtype).at[0, :end - first].set(
+        ids[row, first:end])
+    mask = (jnp.arange(ids.shape[1]) < end - first)[None].astype(jnp.int32)
+    alone = model.apply({"params": params}, alone_ids, mask)
+    alone = alone.replace(last_hidden_state=alone.last_hidden_state[:, :end - first])
     np.testing.assert_allclose(np.asarray(packed[row, first:end]),
                                np.asarray(alone.last_hidden_state[0]), atol=1e-5, rtol=1e-5)
 
@@ -108,3 +133,20 @@ def test_a_packed_row_attends_only_within_its_sequences_on_the_fused_path():
 def test_a_fused_path_refuses_attention_dropout_it_cannot_apply():
   with pytest.raises(ValueError, match="attention_dropout_rate=0.1.*set it to 0"):
     dataclasses.replace(BERT, attention="xla", attention_dropout_rate=0.1)
+
+
+def test_splash_attention_under_a_mesh_trains_as_the_einsum_path():
+  """8 simulated devices (data 2 x fsdp 2 x tensor 2), packed BERT pairs: the kernel per
+  device on its rows and heads gives the einsum path's losses and gradient norms."""
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
+             TF_CPP_MIN_LOG_LEVEL="3")
+  helper = os.path.join(os.path.dirname(os.path.abspath(__file__)), "splash_mesh_helper.py")
+  out = subprocess.run([sys.executable, helper], env=env, capture_output=True, text=True,
+                       check=True)
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert result["devices"] == 8
+  einsum, splash = result["einsum"], result["splash"]
+  assert einsum["after"] < einsum["before"]  # the steps moved the model
+  for key in ("before", "after", "nsp"):
+    assert splash[key] == pytest.approx(einsum[key], rel=1e-5), key
+  np.testing.assert_allclose(splash["grad_norms"], einsum["grad_norms"], rtol=1e-4)

@@ -13,6 +13,7 @@ from jax.ad_checkpoint import checkpoint_name
 
 from bertlab.models.config import ModelConfig
 from bertlab.models.embeddings import dense_init, norm
+from bertlab.models import splash
 from bertlab.models.rotary import rotate
 
 
@@ -56,7 +57,10 @@ class SelfAttention(nn.Module):
   config: ModelConfig
 
   @nn.compact
-  def __call__(self, x, attention_bias, rotary=None, deterministic: bool = True, normed=None):
+  def __call__(self, x, attention_bias, rotary=None, deterministic: bool = True, normed=None,
+               local=False):
+    """`attention_bias`: additive [B, 1, 1 or T, T]; for splash the rows' segment ids [B, T],
+    with `local` (this layer's flag) choosing the windowed kernel."""
     config = self.config
     h = x if normed is None else normed
     heads = (config.num_heads, config.head_dim)
@@ -71,8 +75,12 @@ class SelfAttention(nn.Module):
     if config.attention == "einsum":
       scores = jnp.einsum("bqhd,bkhd->bhqk", query, key).astype(jnp.float32)
       probs = jax.nn.softmax(scores + attention_bias, axis=-1).astype(config.compute_dtype)
-      probs = nn.Dropout(config.attention_dropout_rate)(probs, deterministic=deterministic)
+      probs = nn.Dropout(config.attention_dropout_rate, name="attention_dropout")(
+          probs, deterministic=deterministic)
       context = jnp.einsum("bhqk,bkhd->bqhd", probs, value)
+    elif config.attention == "splash":
+      window = config.local_attention_window if config.local_layers.any() else 0
+      context = splash.splash_attention(query, key, value, attention_bias, local, window)
     else:
       # The same bias (padding, packed rows' blocks, the local window) as a boolean mask: the
       # fused kernels take a mask where an additive bias of -inf-like values would not fuse.
@@ -82,7 +90,9 @@ class SelfAttention(nn.Module):
     out = dense(config, config.hidden_size, ("heads", "kv", "embed"), "output",
                 axis=(-2, -1), use_bias=config.dense_bias)(context)
     out = checkpoint_name(out, "attention_out")
-    out = nn.Dropout(config.dropout_rate)(out, deterministic=deterministic)
+    # Named, so that every path draws the same output dropout (the einsum path's attention
+    # dropout would otherwise shift the automatic names and with them the random masks).
+    out = nn.Dropout(config.dropout_rate, name="output_dropout")(out, deterministic=deterministic)
     if config.norm_position == "pre":
       return x + out
     return norm(config, "LayerNorm")(x + out)
@@ -147,6 +157,7 @@ class TransformerBlock(nn.Module):
       normed = norm(config, "attention_norm")(x)
       if not config.first_attention_norm:
         normed = jnp.where(layer["attention_norm"], normed, x)
-    x = SelfAttention(config, name="attention")(x, bias, tables, self.deterministic, normed)
+    x = SelfAttention(config, name="attention")(x, bias, tables, self.deterministic, normed,
+                                                layer["local"])
     x = FeedForward(config, name="ffn")(x, self.deterministic)
     return x, (x if self.return_hidden else None)

@@ -13,9 +13,10 @@ import numpy as np
 
 SHARING_CHOICES = ("all", "attention", "ffn", "none")
 # How attention is computed: einsum + softmax written out (the reference, with attention
-# dropout), or jax.nn.dot_product_attention, by XLA or cuDNN's fused kernel (GPU, bf16/fp16);
-# the fused paths have no attention dropout.
-ATTENTION_CHOICES = ("einsum", "xla", "cudnn")
+# dropout), jax.nn.dot_product_attention, by XLA or cuDNN's fused kernel (GPU, bf16/fp16), or
+# TPU splash attention (bertlab/models/splash.py; interpreted off a TPU); the fused paths have
+# no attention dropout.
+ATTENTION_CHOICES = ("einsum", "xla", "cudnn", "splash")
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu", "silu")
 NORM_POSITIONS = ("post", "pre")
 NORM_KINDS = ("layer_norm", "rms_norm")
@@ -103,7 +104,7 @@ class ModelConfig:
     check_choice("attention", self.attention, ATTENTION_CHOICES)
     if self.attention != "einsum" and self.attention_dropout_rate:
       raise ValueError(
-          f"model.attention={self.attention!r} (jax.nn.dot_product_attention) has no attention "
+          f"model.attention={self.attention!r} (a fused kernel) has no attention "
           f"dropout, but model.attention_dropout_rate={self.attention_dropout_rate}: set it to "
           "0 (ModernBERT trains without) or keep model.attention='einsum'.")
     check_choice("hidden_act", self.hidden_act, ACTIVATIONS)

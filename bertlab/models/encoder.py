@@ -24,6 +24,7 @@ from bertlab.models.block import TransformerBlock, dense
 from bertlab.models.config import ModelConfig
 from bertlab.models.embeddings import Embeddings, norm, position_ids
 from bertlab.models.rotary import rotary_tables
+from bertlab.models import splash
 
 SUBLAYERS = ("attention", "ffn", "attention_norm")
 
@@ -209,9 +210,12 @@ class Encoder(nn.Module):
       rotary = (tables(config.rope_theta),
                 tables(local_theta) if any_local and local_theta not in (None, config.rope_theta)
                 else None)
-    bias = (attention_bias(attention_mask, sequence_ids),
-            attention_bias(attention_mask, sequence_ids, window=config.local_attention_window)
-            if any_local else None)
+    if config.attention == "splash":  # the kernel takes segment ids and masks the window itself
+      bias = (splash.segment_ids(attention_mask, sequence_ids), None)
+    else:
+      bias = (attention_bias(attention_mask, sequence_ids),
+              attention_bias(attention_mask, sequence_ids, window=config.local_attention_window)
+              if any_local else None)
     last, per_layer = self.layers(x, bias, rotary, deterministic, output_hidden_states)
     if config.norm_position == "pre":
       last = self.final_norm(last)
