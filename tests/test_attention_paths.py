@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bertlab.models import splash
 from bertlab.models.config import ModelConfig
 from bertlab.models.pretraining import PretrainingModel
 
@@ -80,10 +81,22 @@ def _errors(ours, theirs) -> dict:
   return errors
 
 
-@pytest.mark.parametrize("path", _paths())
-@pytest.mark.parametrize("base", [BERT, MODERN], ids=["bert", "modernbert"])
-@pytest.mark.parametrize("rows", ["padded", "packed"])
-@pytest.mark.parametrize("dtype", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
+def _cases():
+  """Every path x backbone x rows x dtype; bf16 and interpreted splash (slow) beyond packed
+  ModernBERT rows (windows, segments and padding at once) only with -m slow."""
+  for path in _paths():
+    name = getattr(path, "values", (path,))[0]
+    marks = list(getattr(path, "marks", ()))
+    for base, base_id in ((BERT, "bert"), (MODERN, "modernbert")):
+      for rows in ("padded", "packed"):
+        for dtype in ("float32", "bfloat16"):
+          slow = dtype == "bfloat16" or (name == "splash" and (base_id, rows) != (
+              "modernbert", "packed"))
+          yield pytest.param(name, base, rows, dtype, id=f"{dtype}-{rows}-{base_id}-{name}",
+                             marks=marks + ([pytest.mark.slow] if slow else []))
+
+
+@pytest.mark.parametrize("path, base, rows, dtype", _cases())
 def test_attention_path_equals_the_einsum_reference(path, base, rows, dtype):
   """f32: within 1e-5 of the einsum path. bf16: as close to the f32 reference as the einsum
   path in bf16 is (bf16 rounding alone moves this small network's gradients by 2-3%), and
@@ -150,3 +163,9 @@ def test_splash_attention_under_a_mesh_trains_as_the_einsum_path():
   for key in ("before", "after", "nsp"):
     assert splash[key] == pytest.approx(einsum[key], rel=1e-5), key
   np.testing.assert_allclose(splash["grad_norms"], einsum["grad_norms"], rtol=1e-4)
+
+
+def test_splash_names_the_sequence_lengths_its_tiles_fit():
+  assert [splash.block_size(n) for n in (128, 384, 512, 1024)] == [128, 128, 512, 512]
+  with pytest.raises(ValueError, match="data.seq_len=100.*multiple of 128"):
+    splash.block_size(100)
