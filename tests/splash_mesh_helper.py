@@ -15,12 +15,9 @@ from bertlab.data.pipeline import PretrainingData  # noqa: E402
 from bertlab.train.trainer import Trainer  # noqa: E402
 
 
-DROPOUT = float(os.environ.get("DROPOUT", "0.1"))
-
-
 def run(attention: str, batch: dict) -> dict:
   config = load_config("bert.py:tiny")
-  config.model.update(attention=attention, attention_dropout_rate=0.0, dropout_rate=DROPOUT)
+  config.model.update(attention=attention, attention_dropout_rate=0.0)
   config.data.update(pack_sequences=True)
   config.train.batch_size = 8
   config.mesh.update(data=2, fsdp=2, tensor=2)

@@ -6,18 +6,19 @@ what the CPU tests check against the einsum path).
 Global layers use a full mask and local layers (ModernBERT) a band of `window // 2` tokens
 each side; in a scan over mixed layers the layer's flag picks one of the two kernels with a
 `cond`, so each layer runs only its own. Under a device mesh the kernel runs per device
-(shard_map) on its rows of the batch and its heads (`tensor`), as the kernel needs.
+(shard_map) on its rows of the batch and its heads, placed as the logical axis rules place the
+other attention activations (`batch`, `heads`).
 """
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as kernel_lib
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as mask_lib
 from jax.sharding import PartitionSpec as P
 
-BATCH_AXES, HEAD_AXIS = ("data", "fsdp"), "tensor"
 BLOCKS = (512, 256, 128)  # the kernel's tiles are multiples of the TPU's 128 lanes
 
 
@@ -70,11 +71,10 @@ def splash_attention(query, key, value, segments, local, window: int):
   mesh = jax.sharding.get_abstract_mesh()
   if mesh.empty:
     return _per_device(query, key, value, segments, local, window)
-  batch = tuple(a for a in BATCH_AXES if a in mesh.axis_names) or None
-  heads = HEAD_AXIS if HEAD_AXIS in mesh.axis_names else None
-  qkv = P(batch, None, heads, None)
+  qkv = nn.logical_to_mesh_axes(("batch", "length", "heads", "kv"))
+  rows = nn.logical_to_mesh_axes(("batch", "length"))
   return jax.shard_map(functools.partial(_per_device, window=window), mesh=mesh,
-                       in_specs=(qkv, qkv, qkv, P(batch, None), P()), out_specs=qkv,
+                       in_specs=(qkv, qkv, qkv, rows, P()), out_specs=qkv,
                        check_vma=False)(query, key, value, segments, local)
 
 

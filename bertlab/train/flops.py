@@ -84,9 +84,8 @@ def _jaxpr_dot_flops(jaxpr) -> float:
   total = 0.0
   for eqn in jaxpr.eqns:
     if eqn.primitive.name == "dot_general":
-      (contract, _), (batch, _) = eqn.params["dimension_numbers"]
-      lhs, rhs = (v.aval.shape for v in eqn.invars)
-      out = eqn.outvars[0].aval.shape
+      (contract, _), _ = eqn.params["dimension_numbers"]
+      lhs, out = eqn.invars[0].aval.shape, eqn.outvars[0].aval.shape
       total += 2.0 * np.prod(out, dtype=np.float64) * np.prod(
           [lhs[d] for d in contract], dtype=np.float64)
       continue
