@@ -143,6 +143,28 @@ def test_packed_doc_sentences_keep_tokens_per_batch_near_full_sentences():
   assert unpacked.mean() < 0.7 * full
 
 
+def test_packed_single_segments_cut_documents_into_full_inputs():
+  """SpanBERT's single segments, packed: each document's tokens in order, cut every
+  seq_len - 2 tokens (inside sentences too; shorter for short_seq_prob's documents), so that
+  only a document's last piece is short and the rows pad less than 5% (whole-sentence runs
+  alone pad a third of these rows)."""
+  docs, seq_len = _docs(400), 128
+  alone, packed = (_build("single", seq_len=seq_len, docs=docs, pack=p, seed=1)
+                   for p in (False, True))
+  body = lambda out: [part[1:-1] for part in _inputs(out)]
+  pieces = sorted(body(packed), key=lambda p: p[0])
+  assert np.array_equal(np.concatenate(pieces), np.sort(np.concatenate(body(alone))))
+  by_doc = {}
+  for piece in pieces:
+    by_doc.setdefault(piece[0] // DOC_STRIDE, []).append(piece)
+  for doc_pieces in by_doc.values():
+    assert len({len(p) for p in doc_pieces[:-1]}) <= 1  # one cut length per document
+    assert all(len(p) >= len(doc_pieces[-1]) for p in doc_pieces)
+  assert (packed["input_ids"] == PAD).mean() < 0.05 < 0.3 < (alone["input_ids"] == PAD).mean()
+  starts = np.flatnonzero(np.diff(packed["sequence_ids"], axis=1, prepend=0).reshape(-1) > 0)
+  assert (packed["token_kind"].reshape(-1)[starts + 1] == 1).all()  # a piece begins a word
+
+
 @pytest.mark.parametrize("input_format, objective", [("segment_pair", "nsp"),
                                                      ("sentence_pair", "sop")])
 def test_packed_pairs_keep_every_pair_with_its_own_label(input_format, objective):

@@ -12,7 +12,9 @@ Packing (`pack_sequences`): several inputs share a row (see `pack_rows`), each w
 [CLS] ... [SEP], so that batches hold few padding tokens. None (the default) packs doc_sentences
 only, so that every batch holds about as many tokens as FULL-SENTENCES' (Liu et al., 2019,
 Section 4.2, grow the batch instead; with fixed shapes the row is filled); True packs every
-format that pads (the pair formats and `single` too, as ModernBERT's unpadding does); False none.
+format that pads (the pair formats and `single` too, as ModernBERT's unpadding does; packed
+`single` inputs are cut every `seq_len - 2` tokens of a document, inside sentences too, rather
+than at whole sentences as SpanBERT's released BlockDataset cuts them); False none.
 `data.sentence_objective` (pair formats): `nsp` (B from another document half the time),
 `sop` (two consecutive segments, swapped half the time; Lan et al., 2020, Section 3.1) or `none`.
 Label 1 marks NotNext (NSP) or swapped (SOP), as in the original TF code and transformers' heads.
@@ -277,9 +279,23 @@ def _within_document(docs, d: int, c: BuilderConfig, rng, out: _Examples):
   target = max_tokens
   if c.input_format == "single" and rng.random() < c.short_seq_prob:
     target = int(rng.integers(2, max_tokens + 1))
-  for ids, starts in _sentence_runs(docs[d], max_tokens, target):
+  runs = (_contiguous_pieces(docs[d], target) if c.input_format == "single" and c.packs
+          else _sentence_runs(docs[d], max_tokens, target))
+  for ids, starts in runs:
     if len(ids):
-      out.add_packed(ids, np.where(starts, 1, 2))
+      kinds = np.where(starts, 1, 2)
+      kinds[0] = 1  # a piece cut inside a word begins with a start
+      out.add_packed(ids, kinds)
+
+
+def _contiguous_pieces(doc: TokenizedDoc, target: int):
+  """Packed `single`: the document cut every `target` tokens wherever that falls (inside a
+  sentence too), so every input but the document's last fills its row and only the last
+  pieces share rows. Whole-sentence runs of up to 126 tokens leave ~9% of a 128-token row
+  empty on Wikipedia, which no packing of whole runs can fill: few runs are that short."""
+  ids, starts = _concat(doc)
+  for lo in range(0, len(ids), target):
+    yield ids[lo:lo + target], starts[lo:lo + target]
 
 
 def _full_sentences(docs, c: BuilderConfig) -> dict[str, np.ndarray]:
