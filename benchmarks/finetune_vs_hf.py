@@ -12,6 +12,8 @@ biases), warmup over 10% of the steps then linear decay, clipping at 1.0 and dro
 torch gets as many threads as there are cores, as XLA uses. Data: GLUE files under
 --data_dir (default ../shared/data/glue). With 2,000 SST-2 examples the tiny checkpoint stays at
 chance (51%) on both sides, which proves nothing; 20,000 (the default) lift both to ~74%.
+bertlab runs twice (--arms): one input per row, as transformers, and packed
+(`data.pack_sequences=True`: the same batches of examples in a fraction of the rows).
 """
 
 import argparse
@@ -108,6 +110,30 @@ def run_hf(hf_dir, train, dev, orders, config, threads: int, epochs: int) -> dic
               wall_seconds=time.perf_counter() - wall)
 
 
+def run_bertlab(config, run_dir: str, pack: bool) -> dict:
+  """One bertlab fine-tuning run (packed: several inputs to a row, the same batches), its
+  dev accuracy and where its wall time went: the first step (its compilation), the other
+  steps, the dev evaluations, the checkpoints, and the rest (tokenizing, loading, files)."""
+  from bertlab.train import finetuner
+  config = config.copy_and_resolve_references()
+  config.data.pack_sequences = pack
+  if os.path.exists(run_dir):
+    import shutil
+    shutil.rmtree(run_dir)
+  start = time.perf_counter()
+  best = finetuner.finetune(config, run_dir)
+  wall = time.perf_counter() - start
+  rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+  last_eval = [r for r in rows if r.get("eval")][-1]
+  epochs = [r for r in rows if "train_seconds" in r]
+  spent = {name: sum(r.get(f"{name}_seconds", 0.0) for r in epochs)
+           for name in ("first_step", "train", "eval", "save")}
+  spent["train"] -= spent["first_step"]
+  spent["other"] = wall - sum(spent.values())
+  return dict(accuracy=last_eval["accuracy"], best_accuracy=best["metrics"]["accuracy"],
+              wall_seconds=wall, seconds={k: round(v, 2) for k, v in spent.items()})
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--task", default="sst2")
@@ -120,7 +146,12 @@ def main():
   parser.add_argument("--learning_rate", type=float, default=1e-4)
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--seq_len", type=int, default=64)
+  parser.add_argument("--arms", default="unpacked,packed",
+                      help="bertlab's runs: unpacked (one input per row), packed, or both")
   args = parser.parse_args()
+  unknown = set(args.arms.split(",")) - {"unpacked", "packed"}
+  if unknown:
+    raise SystemExit(f"Unknown --arms {sorted(unknown)}; valid: unpacked, packed.")
   from conftest import load_config
   from bertlab.train import finetuner
   hf_dir = args.checkpoint or make_checkpoint(args.workdir, args.pretrain_steps)
@@ -135,36 +166,22 @@ def main():
     raise SystemExit(f"{args.task} is not a classification task.")
   train, dev = job.arrays("train"), job.arrays(job.eval_splits[0])
   orders = batch_orders(len(train["labels"]), args.batch_size, args.epochs, config.train.seed)
-  run_dir = os.path.join(args.workdir, f"bertlab-{args.task}")
-  if os.path.exists(run_dir):
-    import shutil
-    shutil.rmtree(run_dir)
-  start = time.perf_counter()
-  best = finetuner.finetune(config, run_dir)
-  bertlab_seconds = time.perf_counter() - start
-  rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
-  last_eval = [r for r in rows if r.get("eval")][-1]
-  epochs = [r for r in rows if "train_seconds" in r]
-  # Where bertlab's time went: the first step (its compilation), the other steps, the dev
-  # evaluations, the checkpoints, and the rest (tokenizing, loading, prediction files).
-  spent = {name: sum(r.get(f"{name}_seconds", 0.0) for r in epochs)
-           for name in ("first_step", "train", "eval", "save")}
-  spent["train"] -= spent["first_step"]
-  spent["other"] = bertlab_seconds - sum(spent.values())
+  arms = {name: run_bertlab(config, os.path.join(args.workdir, f"bertlab-{args.task}-{name}"),
+                            pack=name == "packed")
+          for name in args.arms.split(",")}
   hf = run_hf(hf_dir, train, dev, orders, config, os.cpu_count(), args.epochs)
   result = dict(task=args.task, checkpoint=hf_dir, train_examples=len(train["labels"]),
                 dev_examples=len(dev["labels"]), epochs=args.epochs, steps=len(orders),
                 hidden_size=model_cfg.hidden_size, num_layers=model_cfg.num_layers,
-                bertlab_accuracy=last_eval["accuracy"],
-                bertlab_best_accuracy=best["metrics"]["accuracy"],
+                padding_share=float(1 - train["attention_mask"].mean()),
                 transformers_accuracy=hf["accuracy"],
-                accuracy_difference_points=100 * (last_eval["accuracy"] - hf["accuracy"]),
-                bertlab_wall_seconds=bertlab_seconds,
-                bertlab_seconds={k: round(v, 2) for k, v in spent.items()},
                 transformers_wall_seconds=hf["wall_seconds"],
-                transformers_train_seconds=hf["train_seconds"],
-                wall_ratio=bertlab_seconds / hf["wall_seconds"],
-                train_step_ratio=spent["train"] / hf["train_seconds"])
+                transformers_train_seconds=hf["train_seconds"])
+  for name, arm in arms.items():
+    result[f"bertlab_{name}"] = dict(
+        arm, accuracy_difference_points=100 * (arm["accuracy"] - hf["accuracy"]),
+        wall_ratio=arm["wall_seconds"] / hf["wall_seconds"],
+        train_step_ratio=arm["seconds"]["train"] / hf["train_seconds"])
   print(json.dumps(result, indent=2))
 
 

@@ -156,7 +156,10 @@ def finetune_config(task: str, name: str, seq_len: int, train: dict | None = Non
   config.data = ml_collections.ConfigDict(dict(
       data_dir="", max_train_examples=0, max_eval_examples=0, seq_len=seq_len,
       tokenizer="wordpiece", vocab="default",
-      lower_case=ml_collections.config_dict.placeholder(bool), word_boundary="marker"))
+      lower_case=ml_collections.config_dict.placeholder(bool), word_boundary="marker",
+      # Several inputs to a row, each classified at its own [CLS] (classification and
+      # regression; bertlab/data/finetune_packing.py): the same batches, a fraction of the rows.
+      pack_sequences=False))
   config.train = ml_collections.ConfigDict(dict(
       batch_size=32, eval_batch_size=64, epochs=3, optimizer="adamw", learning_rate=2e-5,
       b2=0.999, warmup_proportion=0.1, weight_decay=0.01, grad_clip=1.0, grad_accum_steps=1,

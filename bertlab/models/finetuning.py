@@ -38,15 +38,20 @@ class FinetuningModel(nn.Module):
       self.tagger = TokenHead(self.config, self.num_labels)
 
   def __call__(self, input_ids, attention_mask=None, token_type_ids=None,
-               deterministic: bool = True):
+               deterministic: bool = True, sequence_ids=None, pool_positions=None):
+    """`sequence_ids` and `pool_positions` [B, K]: packed rows (bertlab/data/finetune_packing.py),
+    each input classified at its own [CLS]; the sequence heads then return [B, K, ...]."""
+    if pool_positions is not None and self.head not in ("classification", "regression"):
+      raise ValueError(f"The {self.head} head takes one input per row, not pool_positions.")
     out = self.encoder(input_ids, attention_mask, token_type_ids, deterministic,
-                       output_hidden_states=False)
+                       output_hidden_states=False, sequence_ids=sequence_ids,
+                       pool_positions=pool_positions)
     sequence, pooled = out.last_hidden_state, out.pooled_output
     if self.freeze_encoder:
       sequence = jax.lax.stop_gradient(sequence)
       pooled = None if pooled is None else jax.lax.stop_gradient(pooled)
     if self.head in ("classification", "regression"):
-      logits = self.classifier(sequence, pooled, deterministic)
+      logits = self.classifier(sequence, pooled, deterministic, pool_positions)
       return logits[..., 0] if self.head == "regression" else logits
     if self.head == "span":
       return self.qa(sequence)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 from bertlab.models.block import activation, dense
 from bertlab.models.config import ModelConfig
 from bertlab.models.embeddings import norm
+from bertlab.models.encoder import gather_positions
 
 
 class MLMHead(nn.Module):
@@ -110,11 +111,14 @@ class SequenceHead(nn.Module):
   hidden_activation: str = "tanh"
 
   @nn.compact
-  def __call__(self, sequence, pooled=None, deterministic: bool = True):
+  def __call__(self, sequence, pooled=None, deterministic: bool = True, pool_positions=None):
+    """`pool_positions` [B, K]: the [CLS] of each packed input, read where there is no pooler."""
     config = self.config
     drop = lambda h: nn.Dropout(config.dropout_rate)(h, deterministic=deterministic)
     if pooled is None:
-      h = dense(config, config.hidden_size, ("embed", None), "dense")(drop(sequence[:, 0]))
+      first = (sequence[:, 0] if pool_positions is None
+               else gather_positions(sequence, pool_positions))
+      h = dense(config, config.hidden_size, ("embed", None), "dense")(drop(first))
       pooled = jnp.tanh(h) if self.hidden_activation == "tanh" else activation("gelu")(h)
     return dense(config, self.num_labels, ("embed", None), "classifier")(drop(pooled))
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bertlab import config_checks, console, files
-from bertlab.data import finetune as finetune_data
+from bertlab.data import finetune as finetune_data, finetune_packing
 from bertlab.hub import init_from, workdir as hub_workdir
 from bertlab.models.config import ModelConfig
 from bertlab.models.finetuning import FinetuningModel
@@ -34,8 +34,13 @@ class Finetuner:
   """Model, optimizer, mesh and the jitted train and predict steps of one fine-tuning run."""
 
   def __init__(self, config, model_config: ModelConfig, head: str, num_labels: int,
-               total_steps: int):
-    self.config, self.head = config, head
+               total_steps: int, pad_id: int = 0):
+    self.config, self.head, self.pad_id = config, head, pad_id
+    # Several inputs to a row (bertlab/data/finetune_packing.py), sequence-level heads only.
+    self.packed = bool(config.data.get("pack_sequences", False))
+    if self.packed:
+      finetune_packing.check_head(head)
+    self._train_plans, self.train_rows = None, None
     self.model = FinetuningModel(model_config, head, num_labels,
                                  bool(config.finetune.freeze_encoder))
     train = copy.deepcopy(config.train)
@@ -86,8 +91,10 @@ class Finetuner:
     def loss_fn(params, batch, rng):
       outputs = self.model.apply({"params": params}, batch["input_ids"],
                                  batch["attention_mask"], batch["token_type_ids"],
-                                 deterministic=False, rngs={"dropout": rng})
-      return jobs.task_loss(self.head, outputs, batch)
+                                 deterministic=False, sequence_ids=batch.get("sequence_ids"),
+                                 pool_positions=batch.get("cls_positions"),
+                                 rngs={"dropout": rng})
+      return jobs.task_loss(self.head, outputs, batch)  # packed: [rows, slots] weights
 
     return train_step(state, batch, loss_fn=loss_fn, optimizer=self.optimizer,
                       schedule=self.schedule, seed=self.train.seed,
@@ -95,7 +102,30 @@ class Finetuner:
 
   def _predict_step(self, params, batch):
     return self.model.apply({"params": params}, batch["input_ids"], batch["attention_mask"],
-                            batch["token_type_ids"])
+                            batch["token_type_ids"], sequence_ids=batch.get("sequence_ids"),
+                            pool_positions=batch.get("cls_positions"))
+
+  def train_batches(self, arrays: dict, epoch: int):
+    """Epoch `epoch`'s global batches as numpy (shuffled by `train.seed + epoch`); packed
+    ones hold the same examples in `self.train_rows` rows, planned for every epoch at once
+    so that one compiled step (and one dropout shape, for an exact resume) serves the run."""
+    batch_size, seed = self.config.train.batch_size, self.config.train.seed
+    if not self.packed:
+      for batch in finetune_data.batches(arrays, batch_size, seed + epoch, drop_remainder=True):
+        yield {k: v.numpy() for k, v in batch.items()}
+      return
+    if self._train_plans is None:
+      lengths, count = arrays["attention_mask"].sum(1), len(arrays["input_ids"])
+      self._train_plans = [finetune_packing.plan(lengths, finetune_packing.batch_indices(
+          count, batch_size, seed + e, True), arrays["input_ids"].shape[1])
+          for e in range(self.config.train.epochs)]
+      self.train_rows = finetune_packing.rows_for(
+          [rows for plans in self._train_plans for rows in plans],
+          partitioning.batch_shards(self.mesh))
+    for groups in self._train_plans[epoch]:
+      batch = finetune_packing.pack_batch(arrays, groups, self.train_rows, self.pad_id)
+      del batch["example_index"]
+      yield batch
 
   def step(self, state, batch):
     """One train step on a global `batch` that every host holds whole; each feeds its rows."""
@@ -108,6 +138,8 @@ class Finetuner:
     computes its rows of each batch; the outputs are gathered across hosts)."""
     inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
     count, outputs = len(inputs["input_ids"]), []
+    if self.packed:
+      return self._predict_packed(params, inputs, batch_size)
     with jax.sharding.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
       for batch in finetune_data.batches(inputs, batch_size, None, drop_remainder=False):
         batch = {k: v.numpy() for k, v in batch.items() if k != "example_weight"}
@@ -117,6 +149,26 @@ class Finetuner:
     if isinstance(outputs[0], tuple):
       return tuple(np.concatenate([o[i] for o in outputs])[:count] for i in range(2))
     return np.concatenate(outputs)[:count]
+
+  def _predict_packed(self, params, inputs: dict, batch_size: int) -> np.ndarray:
+    """`predict` on packed rows: batches of `batch_size` examples in order, each output put
+    back at its example's place."""
+    count = len(inputs["input_ids"])
+    plans = finetune_packing.plan(
+        inputs["attention_mask"].sum(1),
+        finetune_packing.batch_indices(count, batch_size, None, drop_remainder=False),
+        inputs["input_ids"].shape[1])
+    rows, result = finetune_packing.rows_for(plans, partitioning.batch_shards(self.mesh)), None
+    with jax.sharding.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
+      for groups in plans:
+        batch = finetune_packing.pack_batch(inputs, groups, rows, self.pad_id)
+        fed = {k: v for k, v in batch.items() if k != "example_index"}
+        out = np.asarray(partitioning.to_host(self._predict(
+            params, partitioning.global_batch(partitioning.process_rows(fed), self.mesh))))
+        if result is None:
+          result = np.zeros((count,) + out.shape[2:], out.dtype)
+        finetune_packing.unpack_outputs(out, batch, result)
+    return result
 
 
 def _evaluate_splits(finetuner, job, params, config, eval_arrays: dict
@@ -180,7 +232,8 @@ def _finetune(config, workdir: str) -> dict:
   if steps_per_epoch == 0:
     raise ValueError(f"{len(train_arrays['input_ids'])} training examples make no batch of "
                      f"{batch_size}; lower train.batch_size.")
-  finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, epochs * steps_per_epoch)
+  finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, epochs * steps_per_epoch,
+                        tokenizer.pad_id)
   # checkpoints/: the last finished epoch's state, and the epoch and best record as its data.
   mngr = checkpoints.manager(workdir, config.train)
   if mngr.latest_step() is not None:
@@ -209,9 +262,8 @@ def _finetune(config, workdir: str) -> dict:
     for epoch in range(start_epoch, epochs):
       timer = time.perf_counter()
       last, count = {}, 0
-      for batch in finetune_data.batches(train_arrays, batch_size, config.train.seed + epoch,
-                                         drop_remainder=True):
-        state, values = finetuner.step(state, {k: v.numpy() for k, v in batch.items()})
+      for batch in finetuner.train_batches(train_arrays, epoch):
+        state, values = finetuner.step(state, batch)
         count += 1
         if first_step is None:
           jax.block_until_ready(values)
@@ -292,12 +344,13 @@ def evaluate(config, workdir: str) -> dict:
   model_cfg, head, num_labels, _ = hub_workdir.read_finetuned_model(workdir)
   model_cfg = model_cfg.replace(dtype=config.model.dtype)
   config_checks.check_sequence_length(model_cfg, config.data.seq_len)
-  job = jobs.build_job(config, hub_workdir.tokenizer(workdir), model_cfg)
+  tokenizer = hub_workdir.tokenizer(workdir)
+  job = jobs.build_job(config, tokenizer, model_cfg)
   if (job.head, job.num_labels) != (head, num_labels):
     raise ValueError(f"{workdir} was fine-tuned with a {head} head of {num_labels} labels; "
                      f"finetune {config.finetune.task} {config.finetune.name} needs "
                      f"{job.head} with {job.num_labels}. Evaluate it with the config that "
                      "fine-tuned it.")
-  finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, 1)
+  finetuner = Finetuner(config, model_cfg, job.head, job.num_labels, 1, tokenizer.pad_id)
   return write_predictions(finetuner, job, config, workdir)
 

@@ -72,9 +72,14 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(BATCH_AXES))
 
 
+def batch_shards(mesh: Mesh) -> int:
+  """How many ways a global batch's rows split: the batch axes (data x fsdp) of the mesh."""
+  return math.prod(mesh.shape[a] for a in BATCH_AXES)
+
+
 def check_batch_splits(batch_size: int, mesh: Mesh, key: str = "train.batch_size"):
   """A global batch must split evenly over the batch axes (data x fsdp) of the mesh."""
-  shards = math.prod(mesh.shape[a] for a in BATCH_AXES)
+  shards = batch_shards(mesh)
   if batch_size % shards:
     lower, upper = batch_size // shards * shards, (batch_size // shards + 1) * shards
     raise ValueError(
