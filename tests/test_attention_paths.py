@@ -148,6 +148,7 @@ def test_a_fused_path_refuses_attention_dropout_it_cannot_apply():
     dataclasses.replace(BERT, attention="xla", attention_dropout_rate=0.1)
 
 
+@pytest.mark.slow  # the interpreted kernel on 8 simulated devices: 2 minutes
 def test_splash_attention_under_a_mesh_trains_as_the_einsum_path():
   """8 simulated devices (data 2 x fsdp 2 x tensor 2), packed BERT pairs: the kernel per
   device on its rows and heads gives the einsum path's losses and gradient norms."""

@@ -22,6 +22,7 @@ def uniform_replacements(monkeypatch):
   monkeypatch.setattr(jax.random, "categorical", uniform)
 
 
+@pytest.mark.slow  # 150 steps of training: 2-4 minutes of the default run
 def test_discriminator_beats_always_original_when_replacements_are_detectable(
     tmp_path, uniform_replacements):
   config = config_files.apply_overrides(config_files.load("configs/electra.py:tiny"), {

@@ -28,7 +28,9 @@ def images(notebook) -> int:
              for output in cell.get("outputs", []))
 
 
-@pytest.mark.parametrize("name, plots", [("quickstart.ipynb", 3), ("ablations.ipynb", 3)])
+@pytest.mark.parametrize("name, plots", [
+    ("quickstart.ipynb", 3),
+    pytest.param("ablations.ipynb", 3, marks=pytest.mark.slow)])  # its sweeps: 2 minutes
 def test_notebook_runs_and_plots(name, plots, tmp_path, monkeypatch):
   for key, value in SETTINGS.items():
     monkeypatch.setenv(key, value)
