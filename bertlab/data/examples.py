@@ -89,9 +89,7 @@ class BuilderConfig:
 
   @property
   def max_inputs_per_row(self) -> int:
-    """The slots of a packed row's per-input labels: one input per 8 tokens, more than the
-    shortest pairs of real text need ([CLS] A [SEP] B [SEP] of a few words each)."""
-    return max(1, self.seq_len // 8)
+    return inputs_per_row(self.seq_len)
 
 
 class _Examples:
@@ -152,6 +150,12 @@ class _Examples:
           out["sentence_label"][row] = label
         start += len(ids)
     return out
+
+
+def inputs_per_row(seq_len: int) -> int:
+  """The slots of a packed row's per-input labels: one input per 8 tokens, more than the
+  shortest pairs of real text need ([CLS] A [SEP] B [SEP] of a few words each)."""
+  return max(1, seq_len // 8)
 
 
 def pack_rows(lengths: list[int], capacity: int, max_group: int | None = None) -> list[list[int]]:

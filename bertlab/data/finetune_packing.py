@@ -3,8 +3,8 @@ several inputs to a row, each with its own [CLS] ... [SEP], attending only withi
 counting its positions from 0 and classified at its own [CLS], as ModernBERT's unpadding does.
 
 A batch keeps the `batch_size` examples the unpadded run draws, in its order (the same
-tf.data shuffle of the same seed); only the rows they fill change. SST-2's sentences take a
-fifth of a 64-token row, so most of an unpacked step is padding. The row count is one number
+tf.data shuffle of the same seed); only the rows they fill change. SST-2's sentences take
+under a third of a 64-token row, so most of an unpacked step is padding. The row count is one number
 for a whole run, the most any of its batches needs (so one compiled step serves them all),
 rounded up to a multiple of the mesh's batch shards. Span (SQuAD) and token (NER) heads score
 every position of their row and stay one input per row.
@@ -13,7 +13,7 @@ every position of their row and stay one input per row.
 import numpy as np
 
 from bertlab.data import finetune as finetune_data
-from bertlab.data.examples import pack_rows
+from bertlab.data.examples import inputs_per_row, pack_rows
 
 PACKABLE_HEADS = ("classification", "regression")
 INPUT_FIELDS = ("input_ids", "attention_mask", "token_type_ids")
@@ -27,8 +27,8 @@ def check_head(head: str):
 
 
 def slots_per_row(seq_len: int) -> int:
-  """Inputs a row may hold: as pretraining's packed pairs (bertlab/data/examples.py)."""
-  return max(1, seq_len // 8)
+  """Inputs a row may hold: as pretraining's packed pairs."""
+  return inputs_per_row(seq_len)
 
 
 def batch_indices(count: int, batch_size: int, seed: int | None, drop_remainder: bool

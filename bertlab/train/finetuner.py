@@ -136,10 +136,10 @@ class Finetuner:
   def predict(self, params, arrays: dict, batch_size: int):
     """The head's outputs for every row of `arrays`, in order, as numpy on every host (each
     computes its rows of each batch; the outputs are gathered across hosts)."""
-    inputs = {k: arrays[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
-    count, outputs = len(inputs["input_ids"]), []
+    inputs = {k: arrays[k] for k in finetune_packing.INPUT_FIELDS}
     if self.packed:
       return self._predict_packed(params, inputs, batch_size)
+    count, outputs = len(inputs["input_ids"]), []
     with jax.sharding.set_mesh(self.mesh), nn.logical_axis_rules(self.rules):
       for batch in finetune_data.batches(inputs, batch_size, None, drop_remainder=False):
         batch = {k: v.numpy() for k, v in batch.items() if k != "example_weight"}
