@@ -26,9 +26,8 @@ def check_head(head: str):
                      "each. Set data.pack_sequences=False for this task.")
 
 
-def slots_per_row(seq_len: int) -> int:
-  """Inputs a row may hold: as pretraining's packed pairs."""
-  return inputs_per_row(seq_len)
+# Inputs a row may hold: pretraining's rule for its packed pairs.
+slots_per_row = inputs_per_row
 
 
 def batch_indices(count: int, batch_size: int, seed: int | None, drop_remainder: bool
@@ -61,7 +60,6 @@ def pack_batch(arrays: dict[str, np.ndarray], groups: list[np.ndarray], rows: in
   if len(groups) > rows:
     raise ValueError(f"A batch needs {len(groups)} packed rows, more than the run's {rows}.")
   seq_len, slots = arrays["input_ids"].shape[1], slots_per_row(arrays["input_ids"].shape[1])
-  lengths = arrays["attention_mask"].sum(1)
   out = dict(input_ids=np.full((rows, seq_len), pad_id, np.int32),
              attention_mask=np.zeros((rows, seq_len), np.int32),
              token_type_ids=np.zeros((rows, seq_len), np.int32),
@@ -74,7 +72,7 @@ def pack_batch(arrays: dict[str, np.ndarray], groups: list[np.ndarray], rows: in
   for row, group in enumerate(groups):
     start = 0
     for slot, example in enumerate(group):
-      n = int(lengths[example])
+      n = int(arrays["attention_mask"][example].sum())  # this example's, not the split's
       span = slice(start, start + n)
       for field in INPUT_FIELDS:
         out[field][row, span] = arrays[field][example, :n]
