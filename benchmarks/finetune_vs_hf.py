@@ -12,8 +12,11 @@ biases), warmup over 10% of the steps then linear decay, clipping at 1.0 and dro
 torch gets as many threads as there are cores, as XLA uses. Data: GLUE files under
 --data_dir (default ../shared/data/glue). With 2,000 SST-2 examples the tiny checkpoint stays at
 chance (51%) on both sides, which proves nothing; 20,000 (the default) lift both to ~74%.
-bertlab runs twice (--arms): one input per row, as transformers, and packed
-(`data.pack_sequences=True`: the same batches of examples in a fraction of the rows).
+bertlab runs three ways (--arms): one input per row, as transformers; packed
+(`data.pack_sequences=True`: the same batches of examples in a fraction of the rows); and
+packed with the layers unrolled (`model.scan_layers=False`: the same parameters and numbers,
+a straight-line program instead of a loop over layers, which a 2-layer model on a CPU runs
+faster and compiles as fast).
 """
 
 import argparse
@@ -110,13 +113,18 @@ def run_hf(hf_dir, train, dev, orders, config, threads: int, epochs: int) -> dic
               wall_seconds=time.perf_counter() - wall)
 
 
-def run_bertlab(config, run_dir: str, pack: bool) -> dict:
+ARMS = {"unpacked": dict(pack=False, scan=True), "packed": dict(pack=True, scan=True),
+        "packed_unrolled": dict(pack=True, scan=False)}
+
+
+def run_bertlab(config, run_dir: str, pack: bool, scan: bool) -> dict:
   """One bertlab fine-tuning run (packed: several inputs to a row, the same batches), its
   dev accuracy and where its wall time went: the first step (its compilation), the other
   steps, the dev evaluations, the checkpoints, and the rest (tokenizing, loading, files)."""
   from bertlab.train import finetuner
   config = config.copy_and_resolve_references()
   config.data.pack_sequences = pack
+  config.model.scan_layers = scan
   if os.path.exists(run_dir):
     import shutil
     shutil.rmtree(run_dir)
@@ -146,12 +154,12 @@ def main():
   parser.add_argument("--learning_rate", type=float, default=1e-4)
   parser.add_argument("--batch_size", type=int, default=32)
   parser.add_argument("--seq_len", type=int, default=64)
-  parser.add_argument("--arms", default="unpacked,packed",
-                      help="bertlab's runs: unpacked (one input per row), packed, or both")
+  parser.add_argument("--arms", default=",".join(ARMS),
+                      help=f"bertlab's runs, some of {', '.join(ARMS)}")
   args = parser.parse_args()
-  unknown = set(args.arms.split(",")) - {"unpacked", "packed"}
+  unknown = set(args.arms.split(",")) - set(ARMS)
   if unknown:
-    raise SystemExit(f"Unknown --arms {sorted(unknown)}; valid: unpacked, packed.")
+    raise SystemExit(f"Unknown --arms {sorted(unknown)}; valid: {', '.join(ARMS)}.")
   from conftest import load_config
   from bertlab.train import finetuner
   hf_dir = args.checkpoint or make_checkpoint(args.workdir, args.pretrain_steps)
@@ -167,7 +175,7 @@ def main():
   train, dev = job.arrays("train"), job.arrays(job.eval_splits[0])
   orders = batch_orders(len(train["labels"]), args.batch_size, args.epochs, config.train.seed)
   arms = {name: run_bertlab(config, os.path.join(args.workdir, f"bertlab-{args.task}-{name}"),
-                            pack=name == "packed")
+                            **ARMS[name])
           for name in args.arms.split(",")}
   hf = run_hf(hf_dir, train, dev, orders, config, os.cpu_count(), args.epochs)
   result = dict(task=args.task, checkpoint=hf_dir, train_examples=len(train["labels"]),

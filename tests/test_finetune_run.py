@@ -227,6 +227,15 @@ def test_init_from_a_bertlab_workdir_and_feature_based_mode(tmp_path):
   assert all(jax.tree.leaves(frozen))  # feature-based: only the head learns
   assert not np.array_equal(before["classifier"]["classifier"]["kernel"],
                             after["classifier"]["classifier"]["kernel"])
+  # The run, not the checkpoint, says how to compute: unrolled layers, the same step.
+  unrolled = config.copy_and_resolve_references()
+  unrolled.model.scan_layers = False
+  unrolled_cfg, encoder, _, _ = finetuner._prepare(unrolled)
+  assert not unrolled_cfg.scan_layers and unrolled_cfg.hidden_size == 128
+  tuner = finetuner.Finetuner(unrolled, unrolled_cfg, job.head, job.num_labels, 4)
+  state, _ = tuner.step(tuner.init_state(encoder), batch)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+               jax.device_get(state.params), after)
 
 
 def test_eval_mode_scores_the_workdirs_own_model_without_init_from(tmp_path):

@@ -38,21 +38,27 @@ def load_with_tokenizer(path: str, vocab: str = "default", lower_case: bool | No
   return model, params, tokenizer
 
 
+# ModelConfig fields a fine-tuning run sets over its checkpoint's: how, not what, to compute.
+# (The checkpoint's remat_policy stays: a model pretrained with it may need it to fit.)
+RUN_SETTINGS = ("dtype", "dropout_rate", "attention_dropout_rate", "scan_layers")
+
+
 def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
   """(model config, pretrained encoder params or None, tokenizer) per `finetune.init_from`.
 
   A checkpoint brings its own architecture and vocabulary; `data.vocab` overrides the
-  vocabulary (for a checkpoint directory that holds none). From scratch, `model` and `data`
-  of the config say both."""
+  vocabulary (for a checkpoint directory that holds none). The run's `model` section still
+  says how to compute it (dtype, dropout, scanned or unrolled layers),
+  none of which changes a parameter. From scratch, `model` and `data` of the config say
+  both."""
   init_from = config.finetune.init_from
   if not init_from:
     cfg = model_config(config)
     return cfg, None, tokenizer_from_config(config.data, cfg.vocab_size)
   model, params, tokenizer = load_with_tokenizer(init_from, config.data.vocab,
                                                  config.data.get("lower_case"))
-  cfg = model.config.replace(dtype=config.model.dtype,
-                             dropout_rate=config.model.dropout_rate,
-                             attention_dropout_rate=config.model.attention_dropout_rate)
+  cfg = model.config.replace(
+      **{name: config.model[name] for name in RUN_SETTINGS if name in config.model})
   return cfg, params["encoder"], tokenizer
 
 

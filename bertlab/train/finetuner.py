@@ -22,8 +22,8 @@ from bertlab.hub import init_from, workdir as hub_workdir
 from bertlab.models.config import ModelConfig
 from bertlab.models.finetuning import FinetuningModel
 from bertlab.tasks import finetuning as jobs
-from bertlab.train import (best_checkpoint, checkpoints, metrics as metric_lib, partitioning,
-                           workdir_lock)
+from bertlab.train import (best_checkpoint, checkpoints, cpu_random, metrics as metric_lib,
+                           partitioning, workdir_lock)
 from bertlab.train.optimizers import (build_optimizer, learning_rate_schedule, scale_updates,
                                       update_scales)
 from bertlab.train.step import (TrainState, abstract_state, check_finite, new_state,
@@ -36,6 +36,7 @@ class Finetuner:
   def __init__(self, config, model_config: ModelConfig, head: str, num_labels: int,
                total_steps: int, pad_id: int = 0):
     self.config, self.head, self.pad_id = config, head, pad_id
+    cpu_random.use_unrolled_threefry()  # dropout: the same bits, fused
     # Several inputs to a row (bertlab/data/finetune_packing.py), sequence-level heads only.
     self.packed = bool(config.data.get("pack_sequences", False))
     if self.packed:

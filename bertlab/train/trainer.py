@@ -21,7 +21,8 @@ from bertlab.models.build import model_config, pretraining_model
 from bertlab.data.pipeline import PretrainingData
 from bertlab.hub import workdir as hub_workdir
 from bertlab.tasks import pretraining
-from bertlab.train import checkpoints, flops, metrics as metric_lib, partitioning, workdir_lock
+from bertlab.train import (checkpoints, cpu_random, flops, metrics as metric_lib, partitioning,
+                           workdir_lock)
 from bertlab.train.optimizers import build_optimizer, learning_rate_schedule, stable_end_step
 from bertlab.train.step import (NonFiniteLoss, TrainState, abstract_state,  # noqa: F401
                                 check_finite, new_state, train_step)  # (re-exports NonFiniteLoss)
@@ -71,6 +72,7 @@ class Trainer:
     config_checks.check_numbers(config)
     config_checks.check_sequence_length(model_config(config), config.data.seq_len)
     self.config = config
+    cpu_random.use_unrolled_threefry()  # dropout and sampling: the same bits, fused
     self.model = pretraining_model(config)
     self.optimizer = build_optimizer(config.train)
     self.schedule = learning_rate_schedule(config.train)
