@@ -154,6 +154,22 @@ def test_electra_generator_and_discriminator_share_embeddings():
   assert generator_config(config).hidden_size == model_config(config).hidden_size // 2
 
 
+@pytest.mark.parametrize("hidden,fraction,position,width,heads", [
+    (256, 0.25, "learned", 64, 1), (768, 1 / 3, "learned", 256, 4), (1024, 0.25, "learned", 256, 4),
+    (768, 0.3, "learned", 231, 3),  # 230.4: the nearest width 3 heads divide
+    (128, 1 / 3, "learned", 43, 1), (128, 1 / 3, "rotary", 42, 1),  # rotary heads rotate pairs
+    (768, 0.3, "rotary", 228, 3)])
+def test_a_generator_fraction_gives_a_width_its_heads_divide(hidden, fraction, position, width,
+                                                            heads):
+  config = load_config("electra.py:tiny")
+  config.model.update(hidden_size=hidden, num_heads=max(1, hidden // 64),
+                      position_embedding=position)
+  config.electra.generator_hidden_size = fraction
+  generator = generator_config(config)
+  assert (generator.hidden_size, generator.num_heads) == (width, heads)
+  assert generator.hidden_size % (generator.num_heads * (1 + (position == "rotary"))) == 0
+
+
 def test_span_boundary_head_predicts_every_slot_of_a_span():
   config = model_config(load_config("spanbert.py:tiny")).replace(vocab_size=50)
   model, params = init(config)

@@ -19,13 +19,22 @@ def generator_config(config: ml_collections.ConfigDict) -> ModelConfig:
   """ELECTRA's generator: the discriminator's depth and E, a smaller width (Section 3.2).
 
   `electra.generator_hidden_size` <= 1 is a fraction of the discriminator's hidden size, as
-  in the paper's generator-size study; > 1 is the width itself. Heads are 64 wide.
+  in the paper's generator-size study; > 1 is the width itself. Heads are 64 wide (at least
+  one). A fraction's width is rounded to the nearest that its heads divide, in pairs under
+  rotary positions, which rotate pairs of a head's features: 1/3 of H=128 is 42, not an odd
+  43; the paper's sizes (1/4 to 1 of 256, 768, 1024) divide already and do not move.
   """
   disc = model_config(config)
   size = config.electra.generator_hidden_size
-  hidden = int(round(size * disc.hidden_size)) if size <= 1 else int(size)
+  if size > 1:
+    hidden, heads = int(size), max(1, int(size) // 64)
+  else:
+    width = size * disc.hidden_size
+    heads = max(1, int(round(width)) // 64)
+    multiple = heads * (2 if disc.position_embedding == "rotary" else 1)
+    hidden = max(multiple, int(round(width / multiple)) * multiple)
   return disc.replace(
-      hidden_size=hidden, num_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
+      hidden_size=hidden, num_heads=heads, intermediate_size=4 * hidden,
       embedding_size=disc.embed_size, heads=("mlm",), use_pooler=False)
 
 
