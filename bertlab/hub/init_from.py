@@ -48,9 +48,8 @@ def resolve_init(config) -> tuple[ModelConfig, dict | None, object]:
 
   A checkpoint brings its own architecture and vocabulary; `data.vocab` overrides the
   vocabulary (for a checkpoint directory that holds none). The run's `model` section still
-  says how to compute it (dtype, dropout, scanned or unrolled layers),
-  none of which changes a parameter. From scratch, `model` and `data` of the config say
-  both."""
+  says how to compute it (dtype, dropout, scanned or unrolled layers), none of which changes
+  a parameter. From scratch, `model` and `data` of the config say both."""
   init_from = config.finetune.init_from
   if not init_from:
     cfg = model_config(config)

@@ -26,11 +26,10 @@ def generator_config(config: ml_collections.ConfigDict) -> ModelConfig:
   """
   disc = model_config(config)
   size = config.electra.generator_hidden_size
-  if size > 1:
-    hidden, heads = int(size), max(1, int(size) // 64)
-  else:
-    width = size * disc.hidden_size
-    heads = max(1, int(round(width)) // 64)
+  width = size * disc.hidden_size if size <= 1 else size
+  heads = max(1, int(round(width)) // 64)
+  hidden = int(round(width))
+  if size <= 1:
     multiple = heads * (2 if disc.position_embedding == "rotary" else 1)
     hidden = max(multiple, int(round(width / multiple)) * multiple)
   return disc.replace(
