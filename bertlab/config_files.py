@@ -93,6 +93,29 @@ def override_flags(overrides: dict[str, Any]) -> list[str]:
   return flags
 
 
+ABSENT = "(absent)"
+
+
+def flat_items(tree: dict, prefix: str = "") -> dict[str, Any]:
+  """A nested dict (a config's JSON) as dotted keys: `{"train.steps": 20, ...}`."""
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict):
+      out.update(flat_items(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def differences(stored: dict, new: dict) -> dict[str, tuple[Any, Any]]:
+  """`dotted key -> (stored, new)` for each leaf the two nested dicts disagree on; a key only
+  one side has shows `ABSENT` on the other. What an error about a changed config names."""
+  stored, new = flat_items(stored), flat_items(new)
+  return {key: (stored.get(key, ABSENT), new.get(key, ABSENT))
+          for key in sorted(stored.keys() | new.keys())
+          if stored.get(key, ABSENT) != new.get(key, ABSENT)}
+
+
 JOB_KINDS = ("finetune", "electra", "pretraining")
 
 

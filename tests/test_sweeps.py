@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from bertlab import config_files
 from bertlab import sweep as sweep_cli
 from bertlab.jobs import build_model
 from bertlab.summary import count_params
@@ -101,8 +102,20 @@ def test_sweep_runs_reports_and_skips_finished_points(tmp_path, monkeypatch):
   monkeypatch.setattr(trainer, "train_and_evaluate", no_training)
   assert runner.run_sweep(sweep, workdir, progress=False) == rows
   # A changed experiment does not silently reuse the old result.
-  with pytest.raises(ValueError, match="different config"):
+  # It names what changed, saved value first.
+  learning_rate = sweep.point_config(sweep.points[0]).train.learning_rate
+  with pytest.raises(ValueError, match="different config") as raised:
     runner.run_sweep(sweep, workdir, {"train.learning_rate": 5e-4}, progress=False)
+  assert f"train.learning_rate: {learning_rate!r} -> 0.0005" in str(raised.value)
+  assert str(raised.value).count("\n  ") == 1  # that key alone
+
+
+def test_config_differences_name_each_changed_leaf():
+  saved = {"data": {"pack_sequences": True, "seed": 0}, "train": {"steps": 20}}
+  now = {"data": {"pack_sequences": None, "seed": 0}, "train": {"steps": 20, "eval_every": 5}}
+  assert config_files.differences(saved, now) == {
+      "data.pack_sequences": (True, None), "train.eval_every": (config_files.ABSENT, 5)}
+  assert config_files.differences(saved, saved) == {}
 
 
 def test_override_errors_name_the_valid_keys():

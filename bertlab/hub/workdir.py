@@ -14,7 +14,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from bertlab import console, files
+from bertlab import config_files, console, files
 from bertlab.config_files import job_kind
 from bertlab.hub import tokenizer_files
 from bertlab.models.config import ModelConfig
@@ -63,23 +63,13 @@ RESUMABLE_CHANGES = ("train.steps", "train.epochs", "train.log_every", "train.ch
                      "model.remat_policy", "model.scan_layers", "mesh.")
 
 
-def _flat(tree, prefix=""):
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(_flat(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
 def changed_keys(config, path: str) -> list[str]:
   """`key: stored -> new` for each key of the workdir's config.json that `config` changes and
   a resume may not (keys added to bertlab since the workdir was written are not compared)."""
-  stored = _flat(json.loads(json.dumps(read_config(path).to_dict())))
-  new = _flat(json.loads(config.to_json()))
-  return [f"{key}: {stored[key]!r} -> {value!r}" for key, value in sorted(new.items())
-          if key in stored and stored[key] != value
+  stored = json.loads(json.dumps(read_config(path).to_dict()))
+  changes = config_files.differences(stored, json.loads(config.to_json()))
+  return [f"{key}: {before!r} -> {after!r}" for key, (before, after) in changes.items()
+          if before is not config_files.ABSENT and after is not config_files.ABSENT
           and not any(key == k or (k.endswith(".") and key.startswith(k))
                       for k in RESUMABLE_CHANGES)]
 

@@ -12,7 +12,7 @@ import json
 import os
 from typing import Any
 
-from bertlab import files
+from bertlab import config_files, files
 from bertlab.sweeps.spec import Point, Sweep
 
 RESULT_FILE = "result.json"
@@ -34,10 +34,13 @@ def _param_counts(config) -> dict[str, int]:
 
 
 def _check_same_config(path: str, saved: dict, config) -> None:
-  if saved != json.loads(config.to_json()):
+  changes = config_files.differences(saved, json.loads(config.to_json()))
+  if changes:
+    shown = [f"{key}: {before!r} -> {after!r}" for key, (before, after) in changes.items()]
     raise ValueError(
-        f"{path} was made with a different config than the experiment now gives this point. "
-        "Use a new --workdir, or delete that point's directory to rerun it.")
+        f"{path} was made with a different config than the experiment now gives this point "
+        "(saved -> now):\n  " + "\n  ".join(shown) + "\nUse a new --workdir, or delete that "
+        "point's directory to rerun it.")
 
 
 def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | None = None,
