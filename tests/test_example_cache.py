@@ -1,6 +1,9 @@
 """The example cache: a second start reads the built examples (and static masks) back instead
 of tokenizing the corpus again, with identical batches; a changed corpus or setting rebuilds."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 
@@ -70,6 +73,19 @@ def test_a_changed_corpus_or_setting_is_a_new_entry(tmp_path, cache):
   assert len(entries()) == 4
 
 
+def test_a_corpus_copied_anew_reads_the_cache(tmp_path, cache, monkeypatch):
+  """A fresh machine's copy of the data (another folder, new modification times) is the same
+  corpus: its examples come from the cache, not from tokenizing again."""
+  source = write_corpus(str(tmp_path / "docs.txt"), _docs(40))
+  first = PretrainingData.from_config(_config(source), 0, 1)
+  (tmp_path / "copy").mkdir()
+  copied = shutil.copy(source, tmp_path / "copy" / "docs.txt")
+  os.utime(copied, ns=(1_000_000_000, 1_000_000_000))
+  monkeypatch.setattr(pipeline, "tokenize_documents", _no_tokenizing)
+  second = PretrainingData.from_config(_config(str(copied)), 0, 1)
+  _same_batches(first, second)
+
+
 def test_an_unfinished_entry_is_never_read(tmp_path, cache):
   """A writer killed before key.json leaves a directory that load ignores: it is rebuilt."""
   source = write_corpus(str(tmp_path / "docs.txt"), _docs(40))
@@ -82,7 +98,6 @@ def test_an_unfinished_entry_is_never_read(tmp_path, cache):
   assert example_cache.load(str(entry)) is None
   with pytest.raises(OSError):  # the half entry is in the way of the rename: say so, ...
     example_cache.save(str(entry), {}, {"x": np.zeros(1)})
-  import shutil
   shutil.rmtree(entry)
   second = PretrainingData.from_config(config, 0, 1)  # ... and a clean rebuild matches
   _same_batches(first, second)

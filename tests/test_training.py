@@ -92,6 +92,22 @@ def _wait_for_checkpoint(workdir, proc, timeout=300):
   assert os.path.isdir(target)
 
 
+def _cache_with_another_vocab(tmp_path) -> str:
+  """A cache whose embedded-corpus vocabulary has two pieces swapped."""
+  import shutil
+  from bertlab.data import corpus, vocab
+  trained = vocab.default_vocab("wordpiece", load_config("bert.py:tiny").model.vocab_size)
+  cache = tmp_path / "other-cache"
+  cache.mkdir()
+  shutil.copy(corpus.default_corpus_path(), cache)
+  other = cache / os.path.basename(trained)
+  shutil.copytree(trained, other)
+  pieces = (other / "vocab.txt").read_text().splitlines()
+  pieces[1000], pieces[1001] = pieces[1001], pieces[1000]
+  (other / "vocab.txt").write_text("\n".join(pieces) + "\n")
+  return str(cache)
+
+
 def test_killed_run_resumes_bit_identical_to_an_uninterrupted_one(tmp_path):
   whole, broken = tmp_path / "whole", tmp_path / "broken"
   subprocess.run(_train_command(whole), cwd=ROOT, env=_env(1), check=True, capture_output=True,
@@ -103,8 +119,11 @@ def test_killed_run_resumes_bit_identical_to_an_uninterrupted_one(tmp_path):
   proc.wait()
   interrupted_at, _ = _final_params(broken)
   assert interrupted_at < 40  # killed before the end
-  out = subprocess.run(_train_command(broken), cwd=ROOT, env=_env(1), check=True,
-                       capture_output=True, text=True, timeout=600)
+  # The resume finds its vocabulary trained again with other pieces (a new machine, or corpus
+  # files copied anew): it goes on with the one its model learnt, kept in the workdir.
+  out = subprocess.run(_train_command(broken), cwd=ROOT, check=True, capture_output=True,
+                       env=dict(_env(1), BERTLAB_CACHE=_cache_with_another_vocab(tmp_path)),
+                       text=True, timeout=600)
   assert f"Resumed from step {interrupted_at}" in out.stdout
   step_a, a = _final_params(whole)
   step_b, b = _final_params(broken)

@@ -12,6 +12,7 @@ Every reader takes `process_index` / `process_count` and yields only this host's
 """
 
 import ast
+import functools
 import glob
 import gzip
 import hashlib
@@ -113,9 +114,24 @@ def _text_files(pattern: str) -> list[str]:
 
 
 def file_stats(files: list[str]) -> list:
-  """What identifies text files without reading them: each one's path, size and mtime (the
-  keys of cached vocabularies and examples)."""
-  return [[os.path.abspath(p), os.path.getsize(p), os.stat(p).st_mtime_ns] for p in files]
+  """What identifies text files (the keys of cached vocabularies and examples): each one's
+  name, size and a digest of its bytes, so a corpus copied anew (new modification times, as a
+  fresh machine's data has) or moved finds what was built from it, and an edited one does not."""
+  stats = [(p, os.stat(p)) for p in files]
+  return [[os.path.basename(p), s.st_size,
+           _file_digest(os.path.abspath(p), s.st_ino, s.st_size, s.st_mtime_ns)]
+          for p, s in stats]
+
+
+@functools.lru_cache(maxsize=None)
+def _file_digest(path: str, inode: int, size: int, mtime_ns: int) -> str:
+  """sha256 of a file, read once per process while its inode, size and modification time
+  stand (a large corpus is keyed several times a run)."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 22), b""):
+      digest.update(block)
+  return digest.hexdigest()
 
 
 _BINARY_PROBE = 8000

@@ -3,7 +3,7 @@ in seconds instead of re-tokenizing it.
 
 An entry is a directory of `.npy` files (one per example array), opened memory-mapped, and a
 `key.json` saying what made it. The key holds everything the arrays depend on: the corpus
-files (path, size, modification time; a TFDS spec by name), the tokenizer (kind, a hash of its
+files (name, size, a digest of their bytes; a TFDS spec by name), the tokenizer (kind, a hash of its
 pieces and model files, its normalisation), the builder settings, the seeds, the host's share
 and the split; static masks add the masking settings and the dupe factor. A changed file or
 setting is a new key, never a stale hit. Entries are written beside their final name and
@@ -30,7 +30,7 @@ CACHE_VERSION = 3
 
 
 def source_fingerprint(source: str) -> list:
-  """What identifies a corpus without reading it: each file's path, size and mtime."""
+  """What identifies a corpus: each file's name, size and digest (`corpus.file_stats`)."""
   if source.startswith(("tfds:", "records:")):
     return [source]
   return corpus.file_stats([corpus.default_corpus_path()] if source == "default"

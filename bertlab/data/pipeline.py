@@ -125,14 +125,17 @@ class PretrainingData:
 
   @classmethod
   def from_config(cls, config, process_index: int | None = None,
-                  process_count: int | None = None, split: str = "train") -> "PretrainingData":
+                  process_count: int | None = None, split: str = "train",
+                  tokenizer: Tokenizer | None = None) -> "PretrainingData":
     """This host's data. `split="eval"` reads `data.eval_source`, or when that is empty the
-    documents held out of training: every `EVAL_EVERY`-th document of `data.source`."""
+    documents held out of training: every `EVAL_EVERY`-th document of `data.source`.
+    `tokenizer` replaces the config's vocabulary: a resumed run's own
+    (`hub/workdir.run_tokenizer`)."""
     import jax
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     data = config.data
-    tokenizer = tokenizer_from_config(data, config.model.vocab_size)
+    tokenizer = tokenizer or tokenizer_from_config(data, config.model.vocab_size)
     if tokenizer.vocab_size > config.model.vocab_size:
       raise ValueError(
           f"The vocabulary at data.vocab={data.vocab!r} has {tokenizer.vocab_size} pieces but "

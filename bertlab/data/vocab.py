@@ -13,7 +13,7 @@ from bertlab.data.tokenizers import KINDS, Tokenizer, load_tokenizer
 def default_vocab(kind: str, vocab_size: int, source: str = "default") -> str:
   """A vocabulary of `kind` trained on `source` (the embedded corpus by default, or text
   files in BERT's format), built once and cached; the name of a corpus's vocabulary holds a
-  hash of its files' paths, sizes and modification times."""
+  hash of its files' names, sizes and contents (`corpus.file_stats`)."""
   if source == "default":
     files = [corpus.default_corpus_path()]
     stem = os.path.splitext(os.path.basename(files[0]))[0]

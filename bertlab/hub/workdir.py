@@ -186,16 +186,31 @@ def save_tokenizer(tokenizer, path: str, model_config):
     files.replace(target + ".tmp", target)
 
 
+def _saved_tokenizer(path: str, data_config):
+  from bertlab.data.tokenizers import load_tokenizer  # TensorFlow: see tokenizer() below
+  saved = os.path.join(path, TOKENIZER_DIR)
+  if not files.exists(os.path.join(saved, "tokenizer_config.json")):
+    return None
+  return load_tokenizer(saved, None, data_config.get("lower_case"),
+                        data_config.get("word_boundary", "marker"))
+
+
+def run_tokenizer(config, path: str):
+  """The vocabulary a pretraining run in `path` goes on with, or None for the config's: where
+  data.vocab is trained on first use (default, corpus), the one the workdir's model learnt,
+  since training again gives other pieces (the HF trainers break count ties in hash-map
+  order, huggingface/tokenizers#1794) and another machine's cache does not hold the first."""
+  if config.data.vocab not in ("default", "corpus"):
+    return None
+  return _saved_tokenizer(path, config.data)
+
+
 def tokenizer(path: str):
   """The tokenizer the workdir pretrained with: its `tokenizer/` files, or for a workdir
   written before bertlab kept them, the config's vocabulary."""
   # TensorFlow loads with these: `import bertlab` (which imports this module) stays free of
   # it, so a command's console.setup still comes first (bertlab/console.py).
-  from bertlab.data.tokenizers import load_tokenizer
   from bertlab.data.vocab import tokenizer_from_config
   config = read_config(path)
-  saved = os.path.join(path, TOKENIZER_DIR)
-  if files.exists(os.path.join(saved, "tokenizer_config.json")):
-    return load_tokenizer(saved, None, config.data.get("lower_case"),
-                          config.data.get("word_boundary", "marker"))
-  return tokenizer_from_config(config.data, config.model.vocab_size)
+  saved = _saved_tokenizer(path, config.data)
+  return saved or tokenizer_from_config(config.data, config.model.vocab_size)

@@ -203,7 +203,8 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
     print("\n".join(console.header_lines(config, workdir, start, params, trainer.mesh)),
           flush=True)
   preparing = time.perf_counter()
-  data = PretrainingData.from_config(config)
+  own_vocab = hub_workdir.run_tokenizer(config, workdir)  # a resume's: the one it learnt
+  data = PretrainingData.from_config(config, tokenizer=own_vocab)
   hub_workdir.save_tokenizer(data.tokenizer, workdir, model_config(config))
   batches = data.batches(start)
   writer = metric_lib.MetricWriter(workdir)
@@ -211,7 +212,8 @@ def _train(trainer: Trainer, config, workdir: str, on_step) -> dict:
   tokens_per_step = config.train.batch_size * config.data.seq_len
   flops_per_step = flops.step_flops(config)
   eval_every = config.train.eval_every
-  eval_data = PretrainingData.from_config(config, split="eval") if eval_every else None
+  eval_data = PretrainingData.from_config(config, split="eval", tokenizer=data.tokenizer) \
+      if eval_every else None
   preemption = _Preemption()
   total, last = config.train.steps, {}
   timer, timed_steps = time.perf_counter(), 0
@@ -304,7 +306,8 @@ def evaluate(config, workdir: str) -> dict:
     raise FileNotFoundError(f"No checkpoint in {workdir}/checkpoints: train first, with the "
                             "same --config and --workdir.")
   state, _ = checkpoints.restore(mngr, step, trainer.abstract_state, trainer.state_shardings)
-  data = PretrainingData.from_config(config, split="eval")
+  data = PretrainingData.from_config(config, split="eval",
+                                     tokenizer=hub_workdir.run_tokenizer(config, workdir))
   results = {"step": step, **held_out_metrics(trainer, state, data, config.train.eval_batches)}
   if jax.process_index() == 0:
     # The row training's held-out evaluations write (split "eval"), so it reaches TensorBoard
