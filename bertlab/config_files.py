@@ -6,6 +6,7 @@ bertlab checkout this package was installed from (`pip install -e .`), so notebo
 experiment files name configs the same way the command line does.
 """
 
+import ast
 import copy
 import importlib.util
 import os
@@ -79,6 +80,20 @@ def apply_overrides(config: ml_collections.ConfigDict,
     except TypeError as error:
       raise TypeError(f"{key}={value!r}: {error}") from None
   return config
+
+
+def parse_set(items: list[str]) -> dict:
+  """`["train.steps=20", "data.masking=span"]` -> overrides, values read as Python literals."""
+  overrides = {}
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep:
+      raise SystemExit(f"--set {item!r}: expected key=value, e.g. --set train.steps=20.")
+    try:
+      overrides[key] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      overrides[key] = text
+  return overrides
 
 
 def override_flags(overrides: dict[str, Any]) -> list[str]:

@@ -7,7 +7,6 @@ TPU VM pod instead of running here; `--points=REGEX` keeps the points whose name
 """
 
 import argparse
-import ast
 import dataclasses
 import re
 import shlex
@@ -15,20 +14,6 @@ import sys
 
 from bertlab import config_files, console
 from bertlab.sweeps import launch, report, runner, spec
-
-
-def parse_set(items: list[str]) -> dict:
-  """`["train.steps=20", "data.masking=span"]` -> overrides, values read as Python literals."""
-  overrides = {}
-  for item in items:
-    key, sep, text = item.partition("=")
-    if not sep:
-      raise SystemExit(f"--set {item!r}: expected key=value, e.g. --set train.steps=20.")
-    try:
-      overrides[key] = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      overrides[key] = text
-  return overrides
 
 
 def dry_run_lines(sweep: spec.Sweep, extra: dict) -> list[str]:
@@ -82,7 +67,7 @@ def select_points(sweep: spec.Sweep, pattern: str) -> spec.Sweep:
 def main(argv: list[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
   sweep = select_points(spec.load_sweep(args.experiment, args.scale), args.points)
-  extra = parse_set(args.set)
+  extra = config_files.parse_set(args.set)
   if args.dry_run:
     print("\n".join(dry_run_lines(sweep, extra)))
     return 0

@@ -123,8 +123,8 @@ def test_override_errors_name_the_valid_keys():
   with pytest.raises(KeyError, match="Did you mean embedding_size"):
     sweep.point_config(sweep.points[0])
   with pytest.raises(SystemExit, match="key=value"):
-    sweep_cli.parse_set(["train.steps"])
-  assert sweep_cli.parse_set(["train.steps=20", "data.masking=span"]) == {
+    config_files.parse_set(["train.steps"])
+  assert config_files.parse_set(["train.steps=20", "data.masking=span"]) == {
       "train.steps": 20, "data.masking": "span"}
   with pytest.raises(ValueError, match="same labels"):
     micro_sweep(points=(Point({"a": 1}, {}), Point({"a": 1}, {"train.seed": 2})))

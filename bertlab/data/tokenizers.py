@@ -74,7 +74,7 @@ class Tokenizer:
           "train one with `python -m bertlab.data.train_tokenizer`.")
     for name, tok in names.items():
       setattr(self, f"{name}_id", index[tok])
-    self._word_start = tf.constant(self._marker_word_starts())
+    self._word_start = tf.constant(self.marker_word_starts())
     self._build()
 
   @property
@@ -86,7 +86,8 @@ class Tokenizer:
     """pad, unk, cls, sep, mask -> how this vocabulary spells them."""
     return self.specials or SPECIALS[self.kind]
 
-  def _marker_word_starts(self) -> np.ndarray:
+  def marker_word_starts(self) -> np.ndarray:
+    """[vocab] bool: the pieces whose marker says they start a word."""
     if self.kind == "wordpiece":
       return np.array([not p.startswith("##") for p in self.pieces])
     marker = "▁" if self.kind == "sentencepiece" else "Ġ"
@@ -150,7 +151,7 @@ class Tokenizer:
       ids = np.fromiter((i for e in encodings for i in e.ids), np.int32)
       lengths = np.array([len(e.ids) for e in encodings], np.int64)
       if self.word_boundary == "marker":
-        starts = self._marker_word_starts()[ids]
+        starts = self.marker_word_starts()[ids]
         offsets = np.cumsum(lengths) - lengths
         starts[offsets[lengths > 0]] = True  # no space before a line's first word
       else:

@@ -297,8 +297,9 @@ def held_out_metrics(trainer: Trainer, state: TrainState, data: PretrainingData,
   return {**{k: v / count for k, v in sums.items()}, "eval_batches": count}
 
 
-def evaluate(config, workdir: str) -> dict:
-  """Metrics of the latest checkpoint on held-out data (`--mode=eval`)."""
+def latest_checkpoint(config, workdir: str) -> tuple[Trainer, TrainState, int, PretrainingData]:
+  """The trainer, the state of the newest checkpoint in `workdir` and its step, and the
+  held-out data in the vocabulary that run learnt."""
   trainer = Trainer(config)
   mngr = checkpoints.manager(workdir, config.train)
   step = mngr.latest_step()
@@ -308,6 +309,12 @@ def evaluate(config, workdir: str) -> dict:
   state, _ = checkpoints.restore(mngr, step, trainer.abstract_state, trainer.state_shardings)
   data = PretrainingData.from_config(config, split="eval",
                                      tokenizer=hub_workdir.run_tokenizer(config, workdir))
+  return trainer, state, step, data
+
+
+def evaluate(config, workdir: str) -> dict:
+  """Metrics of the latest checkpoint on held-out data (`--mode=eval`)."""
+  trainer, state, step, data = latest_checkpoint(config, workdir)
   results = {"step": step, **held_out_metrics(trainer, state, data, config.train.eval_batches)}
   if jax.process_index() == 0:
     # The row training's held-out evaluations write (split "eval"), so it reaches TensorBoard
