@@ -29,6 +29,10 @@ def dry_run_lines(sweep: spec.Sweep, extra: dict) -> list[str]:
               "overrides: " + " ".join(
                   config_files.override_flags(sweep.point_overrides(point, extra))),
               str(config)]
+    for name, task in sweep.downstream.items():
+      task.run_config("DIR", task.seeds[0])  # its keys checked as the point's are
+      lines.append(f"downstream {name}: {task.config} seeds {list(task.seeds)} "
+                   + " ".join(config_files.override_flags(task.overrides)))
   return lines
 
 

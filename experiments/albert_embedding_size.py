@@ -7,7 +7,7 @@ near E=128, with a fraction of the parameters. tiny keeps the ratios at H=128 (E
 with AdamW 1e-3 for 400 steps; paper is ALBERT-base with E in {64, 128, 256, 768}.
 """
 
-from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
+from bertlab.sweeps import Plot, Point, Sweep, cpu_downstream, cpu_overrides
 
 SHARING = {"not-shared": "none", "all-shared": "all"}
 
@@ -30,6 +30,7 @@ def get_sweep(scale):
       name="albert_embedding_size",
       title="ALBERT Table 3: embedding size E, not-shared vs all-shared",
       config=config, overrides=overrides, points=points,
+      downstream=cpu_downstream() if scale == "cpu" else {},
       columns=(("Parameters", "total_params"), ("MLM", "eval/mlm_accuracy"),
                ("MLM loss", "eval/mlm_loss"), ("SOP", "eval/sop_accuracy")),
       plot=Plot(x="E", series="sharing"))

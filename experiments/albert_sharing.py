@@ -9,7 +9,7 @@ all-shared within `num_hidden_groups` groups (the paper's 1..12 groups at E=128)
 4-layer ALBERT tiny at E=32 and E=128 (= H), groups 1, 2, 4, AdamW 1e-3 for 400 steps.
 """
 
-from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
+from bertlab.sweeps import Plot, Point, Sweep, cpu_downstream, cpu_overrides
 
 SHARING = {"all-shared": "all", "shared-attention": "attention", "shared-FFN": "ffn",
            "not-shared": "none"}
@@ -38,6 +38,7 @@ def get_sweep(scale):
       name="albert_sharing",
       title="ALBERT Table 4: cross-layer sharing and groups",
       config=config, overrides=overrides, points=points,
+      downstream=cpu_downstream() if scale == "cpu" else {},
       columns=(("Parameters", "total_params"), ("MLM", "eval/mlm_accuracy"),
                ("MLM loss", "eval/mlm_loss"), ("SOP", "eval/sop_accuracy")),
       plot=Plot(x="sharing", series="E"))

@@ -3,18 +3,23 @@ writes the paper-style outputs and skips what is finished, launch commands that 
 line accepts, and (slow) every experiment end to end at its tiny scale."""
 
 import csv
+import dataclasses
 import glob
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import finetune_helpers
 from bertlab import config_files
 from bertlab import sweep as sweep_cli
 from bertlab.jobs import build_model
 from bertlab.summary import count_params
-from bertlab.sweeps import Plot, Point, Sweep, launch, load_sweep, report, runner, spec
+from bertlab.sweeps import (Downstream, Plot, Point, Sweep, launch, load_sweep, report, runner,
+                            spec)
 
 from bertlab_test_helpers import ROOT
 
@@ -108,6 +113,61 @@ def test_sweep_runs_reports_and_skips_finished_points(tmp_path, monkeypatch):
     runner.run_sweep(sweep, workdir, {"train.learning_rate": 5e-4}, progress=False)
   assert f"train.learning_rate: {learning_rate!r} -> 0.0005" in str(raised.value)
   assert str(raised.value).count("\n  ") == 1  # that key alone
+
+
+def test_downstream_columns_fine_tune_each_point_and_average_over_seeds(tmp_path, capsys):
+  """Fine-tuned from the point's checkpoint once per seed: the mean and spread of the best
+  epochs' dev metrics; added to a point finished before the task was; checked on reuse."""
+  glue = str(tmp_path / "glue")
+  finetune_helpers.write_data("sst2", glue)
+  sst2 = Downstream("configs/finetune/glue.py:sst2", "SST-2", "accuracy",
+                    {"data.data_dir": glue, "data.seq_len": 16, "train.epochs": 2,
+                     "train.batch_size": 8, "train.learning_rate": 1e-3,
+                     "data.pack_sequences": True}, seeds=(0, 1))
+  sweep = micro_sweep(points=(Point({"masking": "token"}, {}),))
+  workdir = str(tmp_path / "sweep")
+  row, = runner.run_sweep(sweep, workdir, progress=False)
+  assert not any(k.startswith("sst2/") for k in row)
+
+  # The task added later: the finished point is fine-tuned from its checkpoint, not retrained.
+  with_task = micro_sweep(points=sweep.points, downstream={"sst2": sst2})
+  row, = runner.run_sweep(with_task, workdir, progress=False)
+  point_dir = os.path.join(workdir, "masking=token")
+  seeds = []
+  for seed in (0, 1):
+    with open(os.path.join(point_dir, "downstream", f"sst2-seed{seed}", "best",
+                           "best.json")) as f:
+      seeds.append(json.load(f)["metrics"]["accuracy"])
+  assert row["sst2/accuracy"] == pytest.approx(np.mean(seeds))
+  assert row["sst2/accuracy_std"] == pytest.approx(np.std(seeds, ddof=1))
+  with open(os.path.join(point_dir, "downstream", "sst2-seed1", "config.json")) as f:
+    assert json.load(f)["finetune"]["init_from"] == point_dir
+  assert runner.run_sweep(with_task, workdir, progress=False) == [row]  # read back
+  table = report.markdown_table(with_task, [row])
+  assert "| SST-2 |" in table.splitlines()[0]
+  assert f"{100 * np.mean(seeds):.1f} ± {100 * np.std(seeds, ddof=1):.1f}" in table
+  line, = [l for l in launch.launch_lines(with_task, workdir) if "sst2-seed1" in l]
+  assert "--config.finetune.init_from=" + point_dir in line and "--config.train.seed=1" in line
+
+  # A changed fine-tuning recipe is not a silent reuse of the old columns.
+  changed = micro_sweep(points=sweep.points, downstream={"sst2": dataclasses.replace(
+      sst2, overrides={**sst2.overrides, "train.epochs": 3})})
+  with pytest.raises(ValueError, match=r"downstream sst2\) was made with a different config"
+                     ) as raised:
+    runner.run_sweep(changed, workdir, progress=False)
+  assert "train.epochs: 2 -> 3" in str(raised.value)
+
+  # A result copied without its checkpoint keeps its row; the missing columns stay empty.
+  copy = tmp_path / "copy" / "masking=token"
+  copy.mkdir(parents=True)
+  with open(os.path.join(point_dir, "result.json")) as f:
+    result = json.load(f)
+  del result["downstream"]
+  result["row"] = {k: v for k, v in result["row"].items() if not k.startswith("sst2/")}
+  (copy / "result.json").write_text(json.dumps(result))
+  capsys.readouterr()
+  assert runner.run_sweep(with_task, str(tmp_path / "copy"), progress=False) == [result["row"]]
+  assert "no final checkpoint to fine-tune for sst2" in capsys.readouterr().out
 
 
 def test_config_differences_name_each_changed_leaf():

@@ -92,7 +92,9 @@ def latest_params(path: str) -> tuple[dict, int]:
   with console.expected_warnings_off():
     mngr = ocp.CheckpointManager(
         directory, options=ocp.CheckpointManagerOptions(read_only=True),
-        item_handlers=dict(state=ocp.StandardCheckpointHandler()))
+        # the data position is named too (and left unread), so orbax does not warn about it
+        item_handlers=dict(state=ocp.StandardCheckpointHandler(),
+                           data=ocp.JsonCheckpointHandler()))
   step = mngr.latest_step()
   if step is None:
     raise FileNotFoundError(f"{directory} holds no checkpoint: pretrain first.")

@@ -1,7 +1,8 @@
 """The launch commands of a sweep's points, for a cluster or every host of a TPU VM pod.
 
 Each point is the same `python -m bertlab.main` command a user types, with the point's
-overrides as `--config.<key>=` flags; then one `--mode=eval` per evaluation of the sweep. On a
+overrides as `--config.<key>=` flags; then one `--mode=eval` per evaluation of the sweep, and
+one fine-tuning run per downstream task and seed, from the point's workdir. On a
 TPU pod the command runs on every worker (`--worker=all`) with `--multihost`, so that
 jax.distributed finds its peers from the TPU metadata. Running the sweep again without `--launch`,
 on the same workdir, evaluates the finished points and writes the tables.
@@ -18,13 +19,21 @@ TARGETS = ("local", "tpu")
 
 def point_commands(sweep: Sweep, point: Point, workdir: str,
                    extra: dict[str, Any] | None = None) -> list[list[str]]:
-  """[train, eval per sweep evaluation] for one point, as argument lists."""
-  base = ["python", "-m", "bertlab.main", f"--config={sweep.config}",
-          f"--workdir={workdir}/{point.name}"]
+  """[train, eval per sweep evaluation, fine-tuning per downstream task and seed] for one
+  point, as argument lists."""
+  point_dir = f"{workdir}/{point.name}"
+  base = ["python", "-m", "bertlab.main", f"--config={sweep.config}", f"--workdir={point_dir}"]
   flags = config_files.override_flags(sweep.point_overrides(point, extra))
   commands = [base + flags]
   for name, overrides in sweep.evals.items():
     commands.append(base + ["--mode=eval"] + flags + config_files.override_flags(overrides))
+  for name, task in sweep.downstream.items():
+    for seed in task.seeds:
+      commands.append(
+          ["python", "-m", "bertlab.main", f"--config={task.config}",
+           f"--workdir={point_dir}/downstream/{name}-seed{seed}"]
+          + config_files.override_flags({**task.overrides, "finetune.init_from": point_dir,
+                                         "train.seed": seed}))
   return commands
 
 

@@ -34,14 +34,23 @@ def format_value(column: str, value: Any) -> str:
   return f"{value:.3f}"
 
 
+def _cell(row: dict[str, Any], column: str) -> str:
+  """The value, and ± its standard deviation over seeds where the row has one (downstream)."""
+  cell = format_value(column, row.get(column))
+  spread = row.get(f"{column}_std")
+  if spread is not None and spread != "":
+    cell += " ± " + format_value(column, spread)
+  return cell
+
+
 def markdown_table(sweep: Sweep, rows: list[dict[str, Any]]) -> str:
   """One row per point: its labels, then the sweep's columns."""
   labels = list(dict.fromkeys(k for point in sweep.points for k in point.labels))
-  headers = labels + [header for header, _ in sweep.columns]
+  headers = labels + [header for header, _ in sweep.table_columns]
   lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
   for row in rows:
     cells = [format_value(k, row.get(k)) for k in labels]
-    cells += [format_value(column, row.get(column)) for _, column in sweep.columns]
+    cells += [_cell(row, column) for _, column in sweep.table_columns]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -57,7 +66,7 @@ def write_plots(sweep: Sweep, rows: list[dict[str, Any]], directory: str) -> lis
   xs = list(dict.fromkeys(row[x_key] for row in rows))
   groups = list(dict.fromkeys(row.get(series_key) for row in rows)) if series_key else [None]
   paths = []
-  for header, column in sweep.columns:
+  for header, column in sweep.table_columns:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for group in groups:
       points = [(xs.index(row[x_key]), row[column]) for row in rows

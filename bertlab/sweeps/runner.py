@@ -6,11 +6,18 @@ sweep (`trainer.Preempted`). An unfinished point resumes from its checkpoints (t
 pretraining loop's own resume), so an interrupted sweep loses at most the steps since a
 point's last checkpoint. A finished point whose saved config
 differs from the experiment's is an error, not a silent reuse of a stale result.
+
+A sweep's downstream tasks fine-tune each point's checkpoint in `<point>/downstream/<task>-
+seed<k>` after its held-out evaluations. A finished point made before a task was added gets
+that task's columns on the next run while its checkpoint is there; without it (a result copied
+from another machine) they stay empty, and the runner says so.
 """
 
 import json
 import os
 from typing import Any
+
+import numpy as np
 
 from bertlab import config_files, files
 from bertlab.sweeps.spec import Point, Sweep
@@ -33,19 +40,80 @@ def _param_counts(config) -> dict[str, int]:
   return dict(encoder_params=encoder, total_params=total)
 
 
-def _check_same_config(path: str, saved: dict, config) -> None:
-  changes = config_files.differences(saved, json.loads(config.to_json()))
+def _check_same_config(path: str, saved: dict, now: dict,
+                       remedy: str = "delete that point's directory to rerun it") -> None:
+  changes = config_files.differences(saved, now)
   if changes:
     shown = [f"{key}: {before!r} -> {after!r}" for key, (before, after) in changes.items()]
     raise ValueError(
         f"{path} was made with a different config than the experiment now gives this point "
-        "(saved -> now):\n  " + "\n  ".join(shown) + "\nUse a new --workdir, or delete that "
-        "point's directory to rerun it.")
+        "(saved -> now):\n  " + "\n  ".join(shown) + f"\nUse a new --workdir, or {remedy}.")
+
+
+# Where a saved downstream config starts from: the point's own directory, wherever it is now
+# (finished points may be copied into another workdir).
+POINT_CHECKPOINT = "<the point's checkpoint>"
+
+
+def _downstream_configs(sweep: Sweep) -> dict[str, dict]:
+  """Each downstream task's fine-tuning config (its first seed's), as saved in result.json."""
+  return {name: json.loads(task.run_config(POINT_CHECKPOINT, task.seeds[0]).to_json())
+          for name, task in sweep.downstream.items()}
+
+
+def _downstream_metrics(name: str, task, point_dir: str) -> dict[str, float]:
+  """`task` fine-tuned from the point's checkpoint once per seed: the best epochs' dev
+  metrics, their mean over seeds and (several seeds) their standard deviation."""
+  from bertlab.train import finetuner  # TensorFlow and jax: only when a point is fine-tuned
+  runs = []
+  for seed in task.seeds:
+    run_dir = os.path.join(point_dir, "downstream", f"{name}-seed{seed}")
+    best = finetuner.finetune(task.run_config(point_dir, seed), run_dir)
+    runs.append({k: v for k, v in best["metrics"].items() if isinstance(v, float)})
+  row = {}
+  for metric in runs[0]:
+    values = np.array([run[metric] for run in runs])
+    row[f"{name}/{metric}"] = float(values.mean())
+    if len(values) > 1:
+      row[f"{name}/{metric}_std"] = float(values.std(ddof=1))
+  return row
+
+
+def _write_result(result_path: str, result: dict) -> None:
+  with files.open_file(result_path + ".tmp", "w") as f:
+    json.dump(result, f, indent=1)
+  files.replace(result_path + ".tmp", result_path)
+
+
+def _add_downstream(sweep: Sweep, config, point_dir: str, result_path: str,
+                    result: dict) -> dict:
+  """A finished point's missing downstream columns, from its checkpoint while it is there."""
+  from bertlab.train import trainer
+  saved = result.get("downstream", {})
+  configs = _downstream_configs(sweep)
+  for name in sorted(set(saved) & set(configs)):
+    _check_same_config(f"{result_path} (downstream {name})", saved[name], configs[name],
+                       f"delete {name!r} from its \"downstream\" and "
+                       f"{os.path.join(point_dir, 'downstream', name)}-seed* to fine-tune again")
+  missing = [name for name in sweep.downstream if name not in saved]
+  if not missing:
+    return result
+  if trainer.latest_step(config, point_dir) != config.train.steps:
+    print(f"{point_dir}: no final checkpoint to fine-tune for {', '.join(missing)}; those "
+          "columns stay empty for this point.", flush=True)
+    return result
+  for name in missing:
+    row = {k: v for k, v in result["row"].items() if not k.startswith(f"{name}/")}
+    result["row"] = {**row, **_downstream_metrics(name, sweep.downstream[name], point_dir)}
+    result.setdefault("downstream", {})[name] = configs[name]
+    _write_result(result_path, result)  # each finished task is kept
+  return result
 
 
 def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | None = None,
               on_step=None) -> dict[str, Any]:
-  """Trains and evaluates one point (or reads its finished result): its row of results.csv."""
+  """Trains, evaluates and fine-tunes one point (or reads its finished result): its row of
+  results.csv."""
   # The trainer (TensorFlow, jax) loads on the first point, after the command's console.setup;
   # experiment files import bertlab.sweeps and stay light.
   from bertlab.train import trainer
@@ -55,8 +123,8 @@ def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | 
   if files.exists(result_path):
     with files.open_file(result_path) as f:
       result = json.load(f)
-    _check_same_config(result_path, result["config"], config)
-    return result["row"]
+    _check_same_config(result_path, result["config"], json.loads(config.to_json()))
+    return _add_downstream(sweep, config, point_dir, result_path, result)["row"]
   trainer.train_and_evaluate(config, point_dir, on_step=on_step)  # raises Preempted
   reached = trainer.latest_step(config, point_dir)
   if reached != config.train.steps:
@@ -66,10 +134,9 @@ def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | 
   for name in sweep.evals:
     metrics = trainer.evaluate(sweep.eval_config(config, name), point_dir)
     row.update({f"{name}/{k}": v for k, v in metrics.items() if k != "step"})
-  with files.open_file(result_path + ".tmp", "w") as f:
-    json.dump({"row": row, "config": json.loads(config.to_json())}, f, indent=1)
-  files.replace(result_path + ".tmp", result_path)
-  return row
+  result = {"row": row, "config": json.loads(config.to_json())}
+  _write_result(result_path, result)  # the pretraining's result is kept before fine-tuning
+  return _add_downstream(sweep, config, point_dir, result_path, result)["row"]
 
 
 def run_sweep(sweep: Sweep, workdir: str, extra: dict[str, Any] | None = None,

@@ -8,12 +8,16 @@ or match the paper (`paper`).
 """
 
 import dataclasses
+import os
 import re
 from typing import Any
 
 from bertlab import config_files
 
 SCALES = ("tiny", "cpu", "paper")
+# GLUE's files beside the checkout (../shared/data/glue), as the cpu scale's corpus.
+SHARED_GLUE = os.path.normpath(os.path.join(config_files.PROJECT_ROOT, "..", "shared", "data",
+                                            "glue"))
 
 
 def cpu_overrides(steps: int) -> dict[str, Any]:
@@ -25,6 +29,43 @@ def cpu_overrides(steps: int) -> dict[str, Any]:
   have begun to learn language."""
   return {"train.steps": steps, "train.warmup_steps": steps // 10,
           "train.checkpoint_every": 500, "train.eval_every": 500, "train.eval_batches": 100}
+
+
+@dataclasses.dataclass(frozen=True)
+class Downstream:
+  """A downstream column, as the papers measure their ablations: every point's pretrained
+  checkpoint fine-tuned on a task (`config`, a fine-tuning config such as
+  `configs/finetune/glue.py:sst2`, with `overrides`) once per seed in `seeds`. The point's row
+  gets the best epoch's dev metrics averaged over the seeds, `<name>/<metric>`, and their
+  standard deviation over seeds, `<name>/<metric>_std`, when there are several."""
+  config: str
+  header: str  # the table's column, e.g. "SST-2"
+  metric: str  # the dev metric it shows, e.g. "accuracy"
+  overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+  seeds: tuple[int, ...] = (0,)
+
+  def run_config(self, pretrained: str, seed: int):
+    """The fine-tuning config of one seed, starting from the pretraining workdir `pretrained`."""
+    return config_files.apply_overrides(
+        config_files.load(self.config),
+        {**self.overrides, "finetune.init_from": pretrained, "train.seed": seed})
+
+
+def cpu_downstream(seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Downstream]:
+  """The cpu scale's downstream columns, a few minutes a point on 2 cores: SST-2 (single
+  sentences, accuracy; 20,000 of its 67,349 training sentences: with 2,000 a tiny model stays
+  at chance, benchmarks/finetune_vs_hf.py) and STS-B (sentence pairs, regression; Pearson and
+  Spearman), from ../shared/data/glue. Small models' recipe: learning rate 1e-4 (Turc et al.,
+  2019, searched 1e-4 to 3e-5), batch 32, 3 epochs, warmup over 10%; packed rows and unrolled
+  layers, the fastest way a CPU fine-tunes them (the same numbers as one input per row)."""
+  common = {"data.data_dir": SHARED_GLUE, "data.pack_sequences": True,
+            "model.scan_layers": False, "train.learning_rate": 1e-4, "train.epochs": 3}
+  return {
+      "sst2": Downstream("configs/finetune/glue.py:sst2", "SST-2", "accuracy",
+                         {**common, "data.seq_len": 64, "data.max_train_examples": 20_000},
+                         seeds),
+      "stsb": Downstream("configs/finetune/glue.py:stsb", "STS-B", "pearson", common, seeds),
+  }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +95,10 @@ class Sweep:
   `config`: the base config spec (`configs/albert.py:tiny`); `overrides`: applied to every
   point before its own. `evals`: named held-out evaluations, each a set of extra overrides
   (ALBERT evaluates every model on MLM, NSP and SOP data: {"nsp": {"data.sentence_objective":
-  "nsp"}, ...}); their metrics become columns `<eval>/<metric>`. `columns`: the table's metric
-  columns, (header, column) pairs, after the labels. `command`: how to rerun it.
+  "nsp"}, ...}); their metrics become columns `<eval>/<metric>`. `downstream`: named
+  fine-tuning tasks run from every point's checkpoint (`Downstream`), columns
+  `<task>/<metric>`. `columns`: the table's metric columns, (header, column) pairs, after the
+  labels.
   """
   name: str
   title: str
@@ -64,6 +107,7 @@ class Sweep:
   columns: tuple[tuple[str, str], ...]
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   evals: dict[str, dict[str, Any]] = dataclasses.field(default_factory=lambda: {"eval": {}})
+  downstream: dict[str, Downstream] = dataclasses.field(default_factory=dict)
   plot: Plot | None = None
 
   def __post_init__(self):
@@ -72,6 +116,12 @@ class Sweep:
     if duplicated:
       raise ValueError(f"Sweep {self.name!r} has points with the same labels: {duplicated}; "
                        "give each point distinct labels.")
+
+  @property
+  def table_columns(self) -> tuple[tuple[str, str], ...]:
+    """`columns`, then each downstream task's (header, `<task>/<metric>`)."""
+    return self.columns + tuple((task.header, f"{name}/{task.metric}")
+                                for name, task in self.downstream.items())
 
   def point_overrides(self, point: Point, extra: dict[str, Any] | None = None) -> dict:
     """Sweep overrides, then the point's, then `extra` (the command line's --set)."""
