@@ -88,7 +88,7 @@ def _write_result(result_path: str, result: dict) -> None:
 def _add_downstream(sweep: Sweep, config, point_dir: str, result_path: str,
                     result: dict) -> dict:
   """A finished point's missing downstream columns, from its checkpoint while it is there."""
-  from bertlab.train import trainer
+  from bertlab.train import trainer  # TensorFlow and jax, as in run_point
   saved = result.get("downstream", {})
   configs = _downstream_configs(sweep)
   for name in sorted(set(saved) & set(configs)):
