@@ -36,6 +36,13 @@ def replace(source: str, target: str) -> None:
   _gfile().rename(source, target, overwrite=True)
 
 
+def write_whole(target: str, text: str) -> None:
+  """Written beside the old file and swapped in, so a kill leaves one whole."""
+  with open_file(target + ".tmp", "w") as f:
+    f.write(text)
+  replace(target + ".tmp", target)
+
+
 def rmtree(path: str) -> None:
   _gfile().rmtree(path)
 

@@ -41,18 +41,11 @@ def read_config(path: str) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(files.read_json(os.path.join(path, CONFIG_FILE)))
 
 
-def _write_whole(target: str, text: str):
-  """Written beside the old file and swapped in, so a kill leaves one whole."""
-  with files.open_file(target + ".tmp", "w") as f:
-    f.write(text)
-  files.replace(target + ".tmp", target)
-
-
 def write_config(config, path: str):
   """config.json, written beside the old one and swapped in, so a kill leaves one whole."""
   if jax.process_index() == 0:
     files.makedirs(path)
-    _write_whole(os.path.join(path, CONFIG_FILE), config.to_json(indent=2))
+    files.write_whole(os.path.join(path, CONFIG_FILE), config.to_json(indent=2))
 
 
 # Keys a resumed run may change: how long it goes on, how it logs, saves and is laid out on
@@ -146,7 +139,7 @@ def write_finetuned_model(path: str, model_config, head: str, num_labels: int,
   if jax.process_index() == 0:
     record = dict(model=dataclasses.asdict(model_config), head=head, num_labels=num_labels,
                   labels=labels)
-    _write_whole(os.path.join(path, FINETUNED_MODEL_FILE), json.dumps(record, indent=2))
+    files.write_whole(os.path.join(path, FINETUNED_MODEL_FILE), json.dumps(record, indent=2))
 
 
 def read_finetuned_model(path: str) -> tuple:

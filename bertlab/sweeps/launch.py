@@ -12,7 +12,7 @@ import shlex
 from typing import Any
 
 from bertlab import config_files
-from bertlab.sweeps.spec import Point, Sweep
+from bertlab.sweeps.spec import Point, Sweep, downstream_dir
 
 TARGETS = ("local", "tpu")
 
@@ -31,9 +31,8 @@ def point_commands(sweep: Sweep, point: Point, workdir: str,
     for seed in task.seeds:
       commands.append(
           ["python", "-m", "bertlab.main", f"--config={task.config}",
-           f"--workdir={point_dir}/downstream/{name}-seed{seed}"]
-          + config_files.override_flags({**task.overrides, "finetune.init_from": point_dir,
-                                         "train.seed": seed}))
+           f"--workdir={downstream_dir(point_dir, name, seed)}"]
+          + config_files.override_flags(task.run_overrides(point_dir, seed)))
   return commands
 
 

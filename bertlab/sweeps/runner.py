@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from bertlab import config_files, files
-from bertlab.sweeps.spec import Point, Sweep
+from bertlab.sweeps.spec import Point, Sweep, downstream_dir
 
 RESULT_FILE = "result.json"
 
@@ -67,8 +67,8 @@ def _downstream_metrics(name: str, task, point_dir: str) -> dict[str, float]:
   from bertlab.train import finetuner  # TensorFlow and jax: only when a point is fine-tuned
   runs = []
   for seed in task.seeds:
-    run_dir = os.path.join(point_dir, "downstream", f"{name}-seed{seed}")
-    best = finetuner.finetune(task.run_config(point_dir, seed), run_dir)
+    best = finetuner.finetune(task.run_config(point_dir, seed),
+                              downstream_dir(point_dir, name, seed))
     runs.append({k: v for k, v in best["metrics"].items() if isinstance(v, float)})
   row = {}
   for metric in runs[0]:
@@ -77,12 +77,6 @@ def _downstream_metrics(name: str, task, point_dir: str) -> dict[str, float]:
     if len(values) > 1:
       row[f"{name}/{metric}_std"] = float(values.std(ddof=1))
   return row
-
-
-def _write_result(result_path: str, result: dict) -> None:
-  with files.open_file(result_path + ".tmp", "w") as f:
-    json.dump(result, f, indent=1)
-  files.replace(result_path + ".tmp", result_path)
 
 
 def _add_downstream(sweep: Sweep, config, point_dir: str, result_path: str,
@@ -94,7 +88,7 @@ def _add_downstream(sweep: Sweep, config, point_dir: str, result_path: str,
   for name in sorted(set(saved) & set(configs)):
     _check_same_config(f"{result_path} (downstream {name})", saved[name], configs[name],
                        f"delete {name!r} from its \"downstream\" and "
-                       f"{os.path.join(point_dir, 'downstream', name)}-seed* to fine-tune again")
+                       f"{downstream_dir(point_dir, name, '*')} to fine-tune again")
   missing = [name for name in sweep.downstream if name not in saved]
   if not missing:
     return result
@@ -106,7 +100,7 @@ def _add_downstream(sweep: Sweep, config, point_dir: str, result_path: str,
     row = {k: v for k, v in result["row"].items() if not k.startswith(f"{name}/")}
     result["row"] = {**row, **_downstream_metrics(name, sweep.downstream[name], point_dir)}
     result.setdefault("downstream", {})[name] = configs[name]
-    _write_result(result_path, result)  # each finished task is kept
+    files.write_whole(result_path, json.dumps(result, indent=1))  # each finished task is kept
   return result
 
 
@@ -135,7 +129,8 @@ def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | 
     metrics = trainer.evaluate(sweep.eval_config(config, name), point_dir)
     row.update({f"{name}/{k}": v for k, v in metrics.items() if k != "step"})
   result = {"row": row, "config": json.loads(config.to_json())}
-  _write_result(result_path, result)  # the pretraining's result is kept before fine-tuning
+  # the pretraining's result is kept before fine-tuning
+  files.write_whole(result_path, json.dumps(result, indent=1))
   return _add_downstream(sweep, config, point_dir, result_path, result)["row"]
 
 

@@ -44,11 +44,19 @@ class Downstream:
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   seeds: tuple[int, ...] = (0,)
 
+  def run_overrides(self, pretrained: str, seed: int) -> dict[str, Any]:
+    """One seed's overrides, starting from the pretraining workdir `pretrained`."""
+    return {**self.overrides, "finetune.init_from": pretrained, "train.seed": seed}
+
   def run_config(self, pretrained: str, seed: int):
     """The fine-tuning config of one seed, starting from the pretraining workdir `pretrained`."""
-    return config_files.apply_overrides(
-        config_files.load(self.config),
-        {**self.overrides, "finetune.init_from": pretrained, "train.seed": seed})
+    return config_files.apply_overrides(config_files.load(self.config),
+                                        self.run_overrides(pretrained, seed))
+
+
+def downstream_dir(point_dir: str, name: str, seed: int) -> str:
+  """Where task `name` is fine-tuned from a point with `seed`."""
+  return f"{point_dir}/downstream/{name}-seed{seed}"
 
 
 def cpu_downstream() -> dict[str, Downstream]:

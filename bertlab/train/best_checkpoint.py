@@ -39,9 +39,7 @@ def save(workdir: str, params, record: dict) -> None:
   if jax.process_index() != 0:
     return
   record_path = os.path.join(folder, RECORD)
-  with files.open_file(record_path + ".tmp", "w") as f:
-    json.dump(dict(record, params=name), f, indent=2)
-  files.replace(record_path + ".tmp", record_path)
+  files.write_whole(record_path, json.dumps(dict(record, params=name), indent=2))
   for entry in files.listdir(folder):
     entry = entry.rstrip("/")
     if entry.startswith("params") and entry != name:
