@@ -25,7 +25,8 @@ def dry_run_lines(sweep: spec.Sweep, extra: dict) -> list[str]:
     build_model(config)
     for name in sweep.evals:
       sweep.eval_config(config, name)
-    lines += [f"## point {index}/{len(sweep.points)}: {point.name}",
+    lines += [f"## point {index}/{len(sweep.points)}: {point.name}"
+              + (f" (base {point.config})" if point.config else ""),
               "overrides: " + " ".join(
                   config_files.override_flags(sweep.point_overrides(point, extra))),
               str(config)]

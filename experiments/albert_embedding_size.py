@@ -5,7 +5,7 @@
 The paper (ALBERT-base, H=768): not-shared improves with E up to E=H; all-shared is best
 near E=128, with a fraction of the parameters. tiny keeps the ratios at H=128 (E = H/8 ... H),
 with AdamW 1e-3 for 400 steps; cpu: ALBERT cpu on Wikipedia, 1,200 steps a point, then
-fine-tuned on SST-2 with 20,000 and 2,000 sentences; paper is ALBERT-base with E in
+fine-tuned on 2,000 SST-2 sentences; paper is ALBERT-base with E in
 {64, 128, 256, 768}.
 """
 

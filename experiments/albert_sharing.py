@@ -8,7 +8,7 @@ E=768 and E=128; sharing the FFN costs most of the accuracy, sharing attention l
 all-shared within `num_hidden_groups` groups (the paper's 1..12 groups at E=128). tiny: the
 4-layer ALBERT tiny at E=32 and E=128 (= H), groups 1, 2, 4, AdamW 1e-3 for 400 steps.
 cpu: ALBERT cpu (the same 4 layers on Wikipedia), 1,200 steps a point, then each point
-fine-tuned on SST-2 with 20,000 and with 2,000 sentences (the paper's Table 4 reports SQuAD,
+fine-tuned on 2,000 SST-2 sentences (the paper's Table 4 reports SQuAD,
 MNLI, SST-2 and RACE after fine-tuning).
 """
 

@@ -20,6 +20,7 @@ from bertlab.jobs import build_model
 from bertlab.summary import count_params
 from bertlab.sweeps import (Downstream, Plot, Point, Sweep, launch, load_sweep, report, runner,
                             spec)
+from bertlab.train.flops import step_flops
 
 from bertlab_test_helpers import ROOT
 
@@ -82,8 +83,9 @@ def test_sweep_runs_reports_and_skips_finished_points(tmp_path, monkeypatch):
   sweep, workdir = micro_sweep(), str(tmp_path)
   rows = runner.run_sweep(sweep, workdir, progress=False)
   assert [r["masking"] for r in rows] == ["token", "whole_word"]
-  for row in rows:
+  for row, point in zip(rows, sweep.points):
     assert row["total_params"] == count_params(build_model(sweep.point_config(Point({}, {}))))[1]
+    assert row["train_flops"] == step_flops(sweep.point_config(point)) * 3
     assert 0 <= row["eval/mlm_accuracy"] <= 1 and 0 <= row["sop/sop_accuracy"] <= 1
     assert "eval/nsp_accuracy" in row and "train/loss" in row
   written = report.write_report(sweep, rows, workdir, "python -m bertlab.sweep micro")
@@ -209,9 +211,23 @@ def test_launch_commands_run_on_the_command_line(tmp_path):
     launch.launch_lines(sweep, "dir", "tpu", tpu="pod")
 
 
+def test_a_point_may_start_from_another_familys_config(tmp_path):
+  """MLM against ELECTRA in one sweep: the point's own base config, the sweep's overrides."""
+  sweep = micro_sweep(points=(Point({"objective": "mlm"}, {}),
+                              Point({"objective": "electra"}, {"electra.disc_weight": 10.0},
+                                    config="configs/electra.py:tiny")))
+  mlm, electra = (sweep.point_config(point) for point in sweep.points)
+  assert mlm.model.family == "bert" and electra.model.family == "electra"
+  assert electra.train.steps == 3 and electra.electra.disc_weight == 10.0
+  train = launch.point_commands(sweep, sweep.points[1], str(tmp_path))[0]
+  assert "--config=configs/electra.py:tiny" in train
+  assert "--config=configs/bert.py:tiny" in launch.point_commands(sweep, sweep.points[0], "d")[0]
+
+
 def test_format_value_prints_like_the_papers():
   assert report.format_value("eval/mlm_accuracy", 0.4567) == "45.7"
   assert report.format_value("total_params", 12_345_678) == "12.35M"
+  assert report.format_value("train_flops", 1.2345e15) == "1.23e+15"
   assert report.format_value("eval/mlm_loss", 2.34567) == "2.346"
   assert report.format_value("eval/x", None) == "—"
   assert report.format_value("E", 128) == "128"

@@ -20,13 +20,16 @@ def write_csv(rows: list[dict[str, Any]], path: str) -> None:
 
 
 def format_value(column: str, value: Any) -> str:
-  """Accuracies in percent (as the papers print them), parameter counts in millions."""
+  """Accuracies in percent (as the papers print them), parameter counts in millions, FLOPs
+  in scientific notation."""
   if value is None or value == "":
     return MISSING
   if not isinstance(value, (int, float)) or isinstance(value, bool):
     return str(value)
   if column.endswith("_params"):
     return f"{value / 1e6:.2f}M"
+  if column.endswith("_flops"):
+    return f"{value:.2e}"
   if isinstance(value, int):
     return str(value)  # a label such as E=128
   if "accuracy" in column or column.endswith(("_precision", "_recall", "_share")):

@@ -40,6 +40,13 @@ def _param_counts(config) -> dict[str, int]:
   return dict(encoder_params=encoder, total_params=total)
 
 
+def _train_flops(config) -> dict[str, float]:
+  """The run's training FLOPs (matmuls, bertlab.train.flops): what points of different
+  objectives are compared at."""
+  from bertlab.train.flops import step_flops  # jax, as _param_counts
+  return {"train_flops": step_flops(config) * config.train.steps}
+
+
 def _check_same_config(path: str, saved: dict, now: dict,
                        remedy: str = "delete that point's directory to rerun it") -> None:
   changes = config_files.differences(saved, now)
@@ -118,13 +125,15 @@ def run_point(sweep: Sweep, point: Point, workdir: str, extra: dict[str, Any] | 
     with files.open_file(result_path) as f:
       result = json.load(f)
     _check_same_config(result_path, result["config"], json.loads(config.to_json()))
-    return _add_downstream(sweep, config, point_dir, result_path, result)["row"]
+    row = _add_downstream(sweep, config, point_dir, result_path, result)["row"]
+    return {**_train_flops(config), **row}  # results from before the column get it too
   trainer.train_and_evaluate(config, point_dir, on_step=on_step)  # raises Preempted
   reached = trainer.latest_step(config, point_dir)
   if reached != config.train.steps:
     raise RuntimeError(f"{point_dir} stopped at step {reached} of {config.train.steps}; it is "
                        "not recorded as finished. Rerun the sweep to resume it.")
-  row = {**point.labels, **_param_counts(config), **_train_metrics(point_dir)}
+  row = {**point.labels, **_param_counts(config), **_train_flops(config),
+         **_train_metrics(point_dir)}
   for name in sweep.evals:
     metrics = trainer.evaluate(sweep.eval_config(config, name), point_dir)
     row.update({f"{name}/{k}": v for k, v in metrics.items() if k != "step"})
