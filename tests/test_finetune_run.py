@@ -238,6 +238,34 @@ def test_init_from_a_bertlab_workdir_and_feature_based_mode(tmp_path):
                jax.device_get(state.params), after)
 
 
+def test_init_from_an_electra_workdir_fine_tunes_its_discriminator(tmp_path):
+  """ELECTRA's downstream model is the discriminator, with the tables it shares with the
+  generator put back (gdes: the generator's plus its own residual), on the modern backbone."""
+  from bertlab.train import trainer  # as _pretrain_tiny
+  pretrained = str(tmp_path / "electra")
+  config = load_config("electra.py:tiny")
+  config.train.update(steps=2, checkpoint_every=2, log_every=1)
+  config.data.seq_len = 32
+  config.electra.tie_embeddings = "gdes"
+  config.model.update(norm_position="pre", feed_forward="glu", position_embedding="rotary",
+                      local_attention_window=8, global_attention_every=2)
+  trainer.train_and_evaluate(config, pretrained)
+  params, _ = hub_workdir.latest_params(pretrained)
+  _sst2_dir(tmp_path, 32, 16)
+  tune = _tiny("finetune/glue.py:sst2", data__data_dir=str(tmp_path), train__epochs=1,
+               finetune__init_from=pretrained)
+  model_cfg, encoder, _, _ = finetuner._prepare(tune)
+  assert model_cfg.norm_position == "pre" and model_cfg.local_attention_window == 8
+  expected = hub_workdir.electra_discriminator_params(params)["encoder"]
+  word = encoder["embeddings"]["word_embeddings"]["embedding"]
+  shared = params["embeddings"]["word_embeddings"]["embedding"]
+  residual = params["discriminator_embeddings"]["word_embeddings"]["embedding"]
+  assert np.abs(residual).max() > 0  # the discriminator's own part has trained
+  np.testing.assert_array_equal(word, shared + residual)
+  jax.tree.map(np.testing.assert_array_equal, encoder, expected)
+  assert "accuracy" in finetuner.finetune(tune, str(tmp_path / "run"))["metrics"]
+
+
 def test_eval_mode_scores_the_workdirs_own_model_without_init_from(tmp_path):
   """`--mode=eval` reads the fine-tuned workdir's model and vocabulary: the pretrained
   checkpoint it started from may be gone."""
