@@ -13,10 +13,11 @@ the unigram plateau), evaluated on every held-out sequence. paper: ALBERT-base, 
 On the embedded corpus (docstrings of about four sentences) a segment pair is nearly always
 one docstring cut in two, and NSP's random B is longer than the true one: the SOP model reads
 order from segment lengths and does not transfer to NSP (experiments/RESULTS.md). cpu: ALBERT
-cpu on Wikipedia articles, long documents where coherence can be learnt, 1,200 steps.
+cpu on Wikipedia articles, long documents where coherence can be learnt, 1,200 steps, then
+fine-tuned on 2,000 SST-2 sentences (`cpu_downstream`; the paper averages five tasks).
 """
 
-from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
+from bertlab.sweeps import Plot, Point, Sweep, cpu_downstream, cpu_overrides
 
 OBJECTIVES = ("none", "nsp", "sop")
 
@@ -39,6 +40,7 @@ def get_sweep(scale):
       evals={"mlm": {"data.sentence_objective": "none"},
              "nsp": {"data.sentence_objective": "nsp"},
              "sop": {"data.sentence_objective": "sop"}},
+      downstream=cpu_downstream() if scale == "cpu" else {},
       columns=(("Parameters", "total_params"), ("MLM", "mlm/mlm_accuracy"),
                ("NSP", "nsp/nsp_accuracy"), ("SOP", "sop/sop_accuracy")),
       plot=Plot(x="objective"))

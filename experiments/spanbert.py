@@ -4,11 +4,12 @@ objective (SBO).
   python -m bertlab.sweep experiments/spanbert.py --workdir=/tmp/sweeps/spanbert
 
 Each model is scored on held-out data masked both ways: span-masked MLM is what SBO is meant
-to help. cpu: SpanBERT cpu on Wikipedia, 1,500 steps a point; tiny: SpanBERT tiny, 300 steps;
+to help. cpu: SpanBERT cpu on Wikipedia, 1,500 steps a point, then
+fine-tuned on 2,000 SST-2 sentences (`cpu_downstream`); tiny: SpanBERT tiny, 300 steps;
 paper: SpanBERT-base (2.4M steps of 256).
 """
 
-from bertlab.sweeps import Plot, Point, Sweep, cpu_overrides
+from bertlab.sweeps import Plot, Point, Sweep, cpu_downstream, cpu_overrides
 
 POINTS = (
     ({"masking": "span", "objective": "MLM+SBO"}, {}),
@@ -28,6 +29,7 @@ def get_sweep(scale):
       config=config, overrides=overrides,
       points=tuple(Point(labels, o) for labels, o in POINTS),
       evals={"span": {"data.masking": "span"}, "token": {"data.masking": "token"}},
+      downstream=cpu_downstream() if scale == "cpu" else {},
       columns=(("MLM (span-masked)", "span/mlm_accuracy"),
                ("MLM (token-masked)", "token/mlm_accuracy"),
                ("SBO (span-masked)", "span/sbo_accuracy")),
