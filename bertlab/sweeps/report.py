@@ -81,7 +81,7 @@ def write_plots(sweep: Sweep, rows: list[dict[str, Any]], directory: str) -> lis
     ax.set_xlabel(x_key)
     ax.set_ylabel(header)
     ax.set_title(f"{sweep.title}\n{header}", fontsize=9)
-    if series_key:
+    if series_key and ax.lines:  # a column no point has yet gets no legend
       ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
