@@ -5,10 +5,10 @@ DeBERTa-v3's gradient-disentangled sharing, gdes, which the paper did not have).
   python -m bertlab.sweep experiments/electra_generator.py --workdir=/tmp/sweeps/electra
 
 The paper finds generators 1/4-1/2 the discriminator's size best, and tying embeddings
-better than none (tying all helps little more and forces equal sizes). The paper reports GLUE (at cpu:
-SST-2 fine-tuned on 2,000 sentences, `cpu_downstream`);
-here the discriminator's held-out replaced-token detection against always-"original"
-(`rtd_original_share`) and the generator's MLM accuracy. tiny: ELECTRA tiny, 300 steps;
+better than none (tying all helps little more and forces equal sizes). The paper reports GLUE
+(at cpu: SST-2 fine-tuned on 2,000 sentences, `cpu_downstream`); here also the discriminator's
+held-out replaced-token detection against always-"original" (`rtd_original_share`) and the
+generator's MLM accuracy. tiny: ELECTRA tiny, 300 steps;
 paper: ELECTRA-base (the tying study uses equal sizes, as the paper's does).
 """
 

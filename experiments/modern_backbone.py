@@ -76,12 +76,14 @@ def get_sweep(scale):
                     "cpu": cpu_overrides(1200)}.get(scale, {}))
   points = []
   for name in ("bert", "modern"):
-    for objective in OBJECTIVES:
-      points.append(Point({"backbone": name, "study": "sentence", "objective": objective,
-                           "masking": "token", "rate": 0.15},
-                          {**backbone(name, scale), "data.sentence_objective": objective}))
-    mlm = config_files.apply_overrides(config_files.load(config), {
-        **overrides, **backbone(name, scale), "data.sentence_objective": "none"})
+    sentence = {objective: Point({"backbone": name, "study": "sentence", "objective": objective,
+                                  "masking": "token", "rate": 0.15},
+                                 {**backbone(name, scale), "data.sentence_objective": objective})
+                for objective in OBJECTIVES}
+    points += sentence.values()
+    # The objective study's MLM point, as the runner will build it.
+    mlm = config_files.apply_overrides(config_files.load(config),
+                                       {**overrides, **sentence["none"].overrides})
     for objective, changes in RTD_OBJECTIVES.items():
       changes = {**backbone(name, scale), **RTD_DATA, **changes}
       rtd = config_files.apply_overrides(config_files.load(electra), {**overrides, **changes})

@@ -5,10 +5,9 @@
 SEGMENT-PAIR+NSP (BERT), SENTENCE-PAIR+NSP (single sentences, shorter inputs),
 FULL-SENTENCES (packed across documents, no NSP) and DOC-SENTENCES (never crossing a
 document). The paper compares them downstream; here every model is scored on one held-out
-view (FULL-SENTENCES, token masking) so the MLM numbers are comparable, and at cpu fine-tuned on 2,000 SST-2 sentences
-(`cpu_downstream`). cpu: RoBERTa cpu on
-Wikipedia, 1,500 steps a point (about 15 minutes on 2 cores); tiny: RoBERTa tiny,
-300 steps; paper: RoBERTa-base at BERT's budget (1M steps of 256, Section 4.2).
+view (FULL-SENTENCES, token masking) so the MLM numbers are comparable, and at cpu fine-tuned
+on 2,000 SST-2 sentences (`cpu_downstream`). cpu: RoBERTa cpu on Wikipedia, 1,500 steps a
+point (about 15 minutes on 2 cores); tiny: RoBERTa tiny, 300 steps; paper: RoBERTa-base at BERT's budget (1M steps of 256, Section 4.2).
 """
 
 from bertlab.sweeps import Plot, Point, Sweep, cpu_downstream, cpu_overrides

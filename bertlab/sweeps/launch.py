@@ -22,7 +22,8 @@ def point_commands(sweep: Sweep, point: Point, workdir: str,
   """[train, eval per sweep evaluation, fine-tuning per downstream task and seed] for one
   point, as argument lists."""
   point_dir = f"{workdir}/{point.name}"
-  base = ["python", "-m", "bertlab.main", f"--config={sweep.base_config(point)}", f"--workdir={point_dir}"]
+  base = ["python", "-m", "bertlab.main", f"--config={sweep.base_config(point)}",
+          f"--workdir={point_dir}"]
   flags = config_files.override_flags(sweep.point_overrides(point, extra))
   commands = [base + flags]
   for name, overrides in sweep.evals.items():
